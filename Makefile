@@ -1,0 +1,49 @@
+# The two commands an analyst needs: `make report` and `make test`.
+# Both set themselves up first: a virtual environment with the pinned dependencies
+# (requirements.lock), the package installed in it, and a Jupyter kernel named
+# "ipcreport" that papermill and JupyterLab find by name.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+DEMO      := data/demo
+DEMO_ARGS := --sites 9 --people 8000 --seed 2015
+PARAMS    := params/demo.yaml
+JOBS      ?=
+
+.PHONY: report test setup demo lab lock clean
+
+report: $(STAMP) $(DEMO)/dataset.yaml
+	$(BIN)/ipcreport build $(DEMO) --params $(PARAMS) $(if $(JOBS),--jobs $(JOBS))
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "ipcreport needs Python 3.11, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name ipcreport --display-name "Python (ipcreport)"
+	touch $@
+
+demo: $(DEMO)/dataset.yaml
+
+$(DEMO)/dataset.yaml: | $(STAMP)
+	$(BIN)/ipcreport synth $(DEMO) $(DEMO_ARGS)
+
+lab: $(STAMP) $(DEMO)/dataset.yaml
+	$(BIN)/jupyter lab notebooks/
+
+lock: $(STAMP)
+	( echo "# Every package make installs, pinned: generated with 'pip freeze' from a working .venv (Python 3.11)."; \
+	  echo "# Regenerate with: make lock"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^ipcreport' ) > requirements.lock
+
+clean:
+	rm -rf $(VENV) reports work $(DEMO)
