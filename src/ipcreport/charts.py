@@ -1,0 +1,115 @@
+"""One function per chart type, in one house style.
+
+Every function returns a matplotlib figure; its alt text and caption are the notebook cell's
+``fig-alt`` and ``fig-cap`` options (static, so Quarto and the built-in renderer agree), with the
+numbers in a table beside each chart. Colours are the
+Okabe-Ito colour-blind-safe palette, led by NHS blue (#005EB8), which keeps 4.5:1 contrast on
+white.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.ticker import FuncFormatter
+
+NHS_BLUE = "#005EB8"
+PALETTE = [NHS_BLUE, "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+FIG_WIDTH = 7.0  # inches: fits A4 text width at 100%
+
+
+def apply_house_style() -> None:
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE, font_scale=0.95)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.titleweight": "bold",
+                         "axes.spines.top": False, "axes.spines.right": False})
+
+
+def label(code: str) -> str:
+    """A contract code as words: 'long_term_conditions' -> 'Long term conditions'."""
+    return str(code).replace("_", " ").capitalize()
+
+
+def gbp(value: float, _pos=None) -> str:
+    if abs(value) >= 1e6:
+        return f"£{value / 1e6:,.1f}m"
+    if abs(value) >= 1e3:
+        return f"£{value / 1e3:,.0f}k"
+    return f"£{value:,.0f}"
+
+
+def _new(height: float = 3.6) -> tuple[plt.Figure, plt.Axes]:
+    apply_house_style()
+    return plt.subplots(figsize=(FIG_WIDTH, height), layout="constrained")
+
+
+def bar(values: pd.Series, title: str, xlabel: str, money: bool = False, percent: bool = False) -> plt.Figure:
+    """Horizontal bars, one per category, largest at the top."""
+    fig, ax = _new(0.8 + 0.4 * len(values))
+    ordered = values.sort_values()
+    ax.barh([label(i) for i in ordered.index], ordered.to_numpy(), color=NHS_BLUE)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    if money:
+        ax.xaxis.set_major_formatter(FuncFormatter(gbp))
+    if percent:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+    return fig
+
+
+def budget_distribution(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Median, inter-quartile range and 90th percentile of budgets by cohort, log scale.
+
+    Drawn from summary statistics only, so no single person's budget is plotted.
+    """
+    fig, ax = _new(0.9 + 0.55 * len(table))
+    y = np.arange(len(table))
+    ax.hlines(y, table["q1"], table["q3"], color=NHS_BLUE, linewidth=8, alpha=0.6, label="Inter-quartile range")
+    ax.scatter(table["median"], y, color="black", zorder=3, label="Median")
+    ax.scatter(table["p90"], y, color=PALETTE[5], marker="|", s=200, zorder=3, label="90th percentile")
+    ax.set_yticks(y, [label(c) for c in table.index])
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(gbp))
+    ax.set_xlabel("Agreed budget per year of care (log scale)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize="small", frameon=False)
+    return fig
+
+
+def monthly_lines(frame: pd.DataFrame, column: str, title: str, ylabel: str, money: bool = False) -> plt.Figure:
+    fig, ax = _new(3.2)
+    ax.plot(frame.index, frame[column], color=NHS_BLUE, marker="o", markersize=3)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    if money:
+        ax.yaxis.set_major_formatter(FuncFormatter(gbp))
+    return fig
+
+
+def interval_plot(rows: pd.DataFrame, title: str, xlabel: str, null: float, log: bool = False) -> plt.Figure:
+    """Point estimates with 95% intervals (a forest plot); ``rows`` has value, low, high."""
+    fig, ax = _new(0.9 + 0.5 * len(rows))
+    y = np.arange(len(rows))[::-1]
+    ax.errorbar(rows["value"], y, xerr=[rows["value"] - rows["low"], rows["high"] - rows["value"]],
+                fmt="o", color=NHS_BLUE, capsize=4)
+    ax.axvline(null, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(y, list(rows.index))
+    if log:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return fig
+
+
+def histogram(values: np.ndarray, title: str, xlabel: str, marker: float, marker_label: str) -> plt.Figure:
+    fig, ax = _new(3.2)
+    ax.hist(values, bins=60, color=NHS_BLUE, alpha=0.8)
+    ax.axvline(marker, color=PALETTE[5], linewidth=2, label=marker_label)
+    ax.xaxis.set_major_formatter(FuncFormatter(gbp))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("Simulations")
+    ax.legend(frameon=False)
+    return fig

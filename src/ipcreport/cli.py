@@ -1,0 +1,106 @@
+"""`ipcreport synth | validate | build`.
+
+Exit codes: 0 success; 1 a build ran but some site or the overview failed; 2 bad input
+(the dataset breaks the contract, or the parameters are wrong): nothing was written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED_SITES, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from .synth import SynthConfig, synthesise
+
+    config = SynthConfig(sites=args.sites, people=args.people, seed=args.seed, extract_date=args.extract_date,
+                         admissions_rr=args.admissions_rr, bed_days_rr=args.bed_days_rr,
+                         ascot_gain=args.ascot_gain, eq5d_gain=args.eq5d_gain)
+    try:
+        synthesise(Path(args.out), config, overwrite=args.overwrite)
+    except ValueError as err:
+        print(f"ipcreport synth: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"Wrote a synthetic dataset to {args.out}: {args.sites} sites, {args.people:,} people, seed {args.seed} "
+          f"(true effects in {Path(args.out) / 'truth.json'})")
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .validation import validate_dataset
+
+    breaches = validate_dataset(args.dataset)
+    errors = [b for b in breaches if b.severity == "error"]
+    for breach in breaches:
+        print(breach, file=sys.stderr if breach.severity == "error" else sys.stdout)
+    if errors:
+        print(f"{args.dataset}: {len(errors)} contract breach(es); nothing was written.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{args.dataset}: valid ({len(breaches)} warning(s)).")
+    return EXIT_OK
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .build import build
+    from .params import ParamsError, load_params
+    from .validation import DatasetInvalid
+
+    try:
+        params = load_params(args.params)
+        result = build(args.dataset, params, jobs=args.jobs, reports_root=args.reports, work_root=args.work)
+    except ParamsError as err:
+        print(f"ipcreport build: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DatasetInvalid as err:
+        for breach in err.breaches:
+            print(breach, file=sys.stderr)
+        print(f"ipcreport build: {args.dataset} breaks the data contract; nothing was written.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"Report: {result.report_dir / 'index.html'} ({len(result.sites)} sites, {result.seconds:.0f} s)")
+    for failed in result.failed:
+        print(f"FAILED {failed.key}: {failed.error} (log in {failed.work_dir})", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FAILED_SITES
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ipcreport", description="Personal budgets / IPC site briefings")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="write a synthetic dataset with known effects")
+    s.add_argument("out", help="folder to create")
+    s.add_argument("--sites", type=int, default=9)
+    s.add_argument("--people", type=int, default=8000, help="people in all sites, budget holders and comparison")
+    s.add_argument("--seed", type=int, default=2015)
+    s.add_argument("--extract-date", type=date.fromisoformat, default=date(2026, 9, 30))
+    s.add_argument("--admissions-rr", type=float, default=0.85, help="true emergency-admission rate ratio")
+    s.add_argument("--bed-days-rr", type=float, default=0.85, help="true bed-days rate ratio")
+    s.add_argument("--ascot-gain", type=float, default=0.04, help="true ASCOT gain for budget holders")
+    s.add_argument("--eq5d-gain", type=float, default=0.0, help="true EQ-5D gain for budget holders")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    s.set_defaults(func=_synth)
+
+    v = sub.add_parser("validate", help="check a dataset against the data contract; writes nothing")
+    v.add_argument("dataset")
+    v.set_defaults(func=_validate)
+
+    b = sub.add_parser("build", help="validate, then build every site's briefing")
+    b.add_argument("dataset")
+    b.add_argument("--params", help="run parameters (YAML), e.g. params/demo.yaml")
+    b.add_argument("--jobs", type=int, default=None, help="sites built at once (default: number of cores)")
+    b.add_argument("--reports", default="reports", help="published output root (default: reports)")
+    b.add_argument("--work", default="work", help="working files root (default: work)")
+    b.set_defaults(func=_build)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

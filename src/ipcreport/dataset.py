@@ -1,0 +1,255 @@
+"""Read a dataset folder (CSV, Parquet or Excel per table), validate it, split it by site.
+
+A dataset is the folder described in shared/contract.md. :func:`load_dataset` returns typed
+tables only when every contract rule holds; otherwise it raises
+:class:`~ipcreport.validation.DatasetInvalid` carrying every breach. Nothing here writes except
+:func:`partition_by_site`, which writes each site's rows as Parquet for the site notebooks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from . import contract as C
+from .validation import Breach, DatasetInvalid, check_cross_tables, check_single_table, parse_table
+
+META_FILE = "dataset.yaml"
+SITE_META_FILE = "site.json"
+
+
+@dataclass
+class Dataset:
+    """A validated dataset: typed tables plus what dataset.yaml says about them."""
+
+    path: Path
+    meta: C.DatasetMeta
+    tables: dict[str, pd.DataFrame]
+    files: dict[str, str]  # table -> file name it came from (for messages)
+    sha256: str  # of every input file's bytes: the dataset's identity in provenance
+    warnings: list[Breach] = field(default_factory=list)
+
+    @property
+    def site_codes(self) -> list[str]:
+        return self.tables["sites"]["site_code"].tolist()
+
+    def __getitem__(self, table: str) -> pd.DataFrame:
+        return self.tables[table]
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _table_sources(folder: Path) -> tuple[dict[str, tuple[Path, str | None]], list[Breach]]:
+    """Where each table comes from: (file, sheet name for Excel). Reports missing/ambiguous ones."""
+    sources: dict[str, list[tuple[Path, str | None]]] = {t: [] for t in C.TABLES}
+    for table in C.TABLES:
+        for ext in (".csv", ".parquet"):
+            if (folder / f"{table}{ext}").exists():
+                sources[table].append((folder / f"{table}{ext}", None))
+    for workbook in sorted(folder.glob("*.xlsx")):
+        if workbook.name.startswith("~$"):  # Excel's lock file while a workbook is open
+            continue
+        for sheet in pd.ExcelFile(workbook).sheet_names:
+            if sheet in sources:
+                sources[sheet].append((workbook, sheet))
+    breaches, chosen = [], {}
+    for table, found in sources.items():
+        if not found:
+            breaches.append(
+                Breach(f"{table}.csv", None, f"table '{table}' is missing: expected {table}.csv, "
+                       f"{table}.parquet or a sheet named '{table}' in an .xlsx workbook", count=1)
+            )
+        elif len(found) > 1:
+            names = ", ".join(_label(p, s) for p, s in found)
+            breaches.append(Breach(_label(*found[0]), None, f"table '{table}' is given more than once: {names}", count=1))
+        else:
+            chosen[table] = found[0]
+    return chosen, breaches
+
+
+def _label(path: Path, sheet: str | None) -> str:
+    return f"{path.name}[{sheet}]" if sheet else path.name
+
+
+def read_raw(path: Path, sheet: str | None) -> pd.DataFrame:
+    """A table as it is in its file: text for CSV, native types for Parquet and Excel."""
+    if sheet is not None:
+        return pd.read_excel(path, sheet_name=sheet, dtype=object)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+
+
+def read_meta(folder: Path) -> tuple[C.DatasetMeta | None, list[Breach]]:
+    file = folder / META_FILE
+    if not file.exists():
+        return None, [Breach(META_FILE, None, "dataset.yaml is missing (name, extract_date, synthetic)", count=1)]
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        return None, [Breach(META_FILE, None, f"not valid YAML: {err}", count=1)]
+    breaches = [
+        Breach(META_FILE, key, "required key is missing", count=1) for key in C.DATASET_META_REQUIRED if key not in raw
+    ]
+    extract = pd.to_datetime(str(raw.get("extract_date", "")), format="%Y-%m-%d", errors="coerce")
+    if "extract_date" in raw and pd.isna(extract):
+        breaches.append(Breach(META_FILE, "extract_date", "must be a date written YYYY-MM-DD",
+                               count=1, values=(str(raw["extract_date"]),)))
+    if "synthetic" in raw and not isinstance(raw["synthetic"], bool):
+        breaches.append(Breach(META_FILE, "synthetic", "must be true or false", count=1, values=(str(raw["synthetic"]),)))
+    if breaches:
+        return None, breaches
+    meta = C.DatasetMeta(
+        name=str(raw["name"]),
+        extract_date=extract,
+        synthetic=raw["synthetic"],
+        description=str(raw.get("description", "")),
+        source=str(raw.get("source", "")),
+    )
+    return meta, []
+
+
+def file_sha256(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(set(paths)):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_dataset(folder: str | Path) -> tuple[Dataset | None, list[Breach]]:
+    """Read and check everything; returns the dataset (None if any error) and all breaches."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None, [Breach(str(folder), None, "dataset folder does not exist", count=1)]
+    meta, breaches = read_meta(folder)
+    sources, source_breaches = _table_sources(folder)
+    breaches += source_breaches
+    tables, files = {}, {}
+    for table, (path, sheet) in sources.items():
+        files[table] = _label(path, sheet)
+        try:
+            raw = read_raw(path, sheet)
+        except Exception as err:  # unreadable file: report it and check the rest
+            breaches.append(Breach(files[table], None, f"cannot be read: {err}", count=1))
+            continue
+        raw = raw.reset_index(drop=True)
+        typed, parse_breaches = parse_table(table, files[table], raw)
+        breaches += parse_breaches + check_single_table(table, files[table], typed)
+        tables[table] = typed
+    extract = meta.extract_date if meta else None
+    breaches += check_cross_tables(tables, files, extract)
+    if any(b.severity == "error" for b in breaches):
+        return None, breaches
+    paths = [folder / META_FILE] + [path for path, _ in sources.values()]
+    dataset = Dataset(folder, meta, tables, files, file_sha256(paths), [b for b in breaches if b.severity == "warning"])
+    return dataset, breaches
+
+
+def load_dataset(folder: str | Path) -> Dataset:
+    """A validated dataset, or DatasetInvalid listing every breach."""
+    dataset, breaches = check_dataset(folder)
+    if dataset is None:
+        raise DatasetInvalid(str(folder), breaches)
+    return dataset
+
+
+# ---------------------------------------------------------------------------------------------
+# per-site partitions
+
+
+def site_tables(dataset: Dataset, site_code: str) -> dict[str, pd.DataFrame]:
+    """One site's rows of every table (people by site_code; person tables through person_id)."""
+    t = dataset.tables
+    people = t["people"][t["people"]["site_code"] == site_code]
+    ids = people["person_id"]
+    out = {
+        "sites": t["sites"][t["sites"]["site_code"] == site_code],
+        "people": people,
+        "contracts": t["contracts"][t["contracts"]["site_code"] == site_code],
+    }
+    for table in ("budgets", "spend", "events", "surveys"):
+        out[table] = t[table][t[table]["person_id"].isin(ids)]
+    return {name: frame.reset_index(drop=True) for name, frame in out.items()}
+
+
+def partition_by_site(dataset: Dataset, out_dir: Path) -> dict[str, Path]:
+    """Write ``out_dir/site=<code>/<table>.parquet`` plus site.json; returns code -> folder.
+
+    Each folder's content hash (see :func:`partition_sha256`) changes only when that site's
+    data changes, so later stages can key their work on it.
+    """
+    folders = {}
+    for code in dataset.site_codes:
+        folder = out_dir / f"site={code}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for table, frame in site_tables(dataset, code).items():
+            frame.to_parquet(folder / f"{table}.parquet", index=False)
+        meta = {
+            "site_code": code,
+            "dataset": dataset.meta.name,
+            "extract_date": dataset.meta.extract_date.date().isoformat(),
+            "synthetic": dataset.meta.synthetic,
+            "data_sha256": dataset.sha256,
+            "warnings": [str(w) for w in dataset.warnings],
+        }
+        (folder / SITE_META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        folders[code] = folder
+    return folders
+
+
+@dataclass
+class SiteData:
+    """What a site notebook works on: its own rows and the dataset's provenance."""
+
+    site_code: str
+    tables: dict[str, pd.DataFrame]
+    dataset: str
+    extract_date: pd.Timestamp
+    synthetic: bool
+    data_sha256: str
+    warnings: list[str]
+
+    def __getitem__(self, table: str) -> pd.DataFrame:
+        return self.tables[table]
+
+    @property
+    def site(self) -> pd.Series:
+        return self.tables["sites"].iloc[0]
+
+
+def load_site(path: str | Path, site_code: str | None = None) -> SiteData:
+    """A site's data from its partition folder (what the build passes) or a whole dataset
+    folder (what an analyst opening the notebook by hand has, where ``site_code=None`` means
+    the dataset's first site), validated either way."""
+    path = Path(path)
+    if site_code is None and not (path / SITE_META_FILE).exists():
+        dataset = load_dataset(path)
+        return _site_data(dataset, dataset.site_codes[0])
+    partition = path / SITE_META_FILE
+    if not partition.exists() and (path / f"site={site_code}" / SITE_META_FILE).exists():
+        path, partition = path / f"site={site_code}", path / f"site={site_code}" / SITE_META_FILE
+    if partition.exists():
+        meta = json.loads(partition.read_text(encoding="utf-8"))
+        if site_code is not None and meta["site_code"] != site_code:
+            raise ValueError(f"{path} holds site {meta['site_code']}, not {site_code}")
+        tables = {t: pd.read_parquet(path / f"{t}.parquet") for t in C.TABLES}
+        return SiteData(meta["site_code"], tables, meta["dataset"], pd.Timestamp(meta["extract_date"]),
+                        meta["synthetic"], meta["data_sha256"], meta["warnings"])
+    return _site_data(load_dataset(path), site_code)
+
+
+def _site_data(dataset: Dataset, site_code: str) -> SiteData:
+    if site_code not in dataset.site_codes:
+        raise ValueError(f"site {site_code!r} is not in {dataset.path}: choose one of {', '.join(dataset.site_codes)}")
+    return SiteData(site_code, site_tables(dataset, site_code), dataset.meta.name, dataset.meta.extract_date,
+                    dataset.meta.synthetic, dataset.sha256, [str(w) for w in dataset.warnings])

@@ -1,0 +1,31 @@
+"""Gather every site's headline results for the national overview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .briefing import Settings, analyse_site
+from .dataset import load_dataset, site_tables, SiteData
+from .results import METRICS_FILE, read_metrics
+
+
+def metrics_from_runs(metrics_dir: str | Path, sites: list[str] | None = None) -> pd.DataFrame:
+    """One row per site from ``<metrics_dir>/<site>/metrics.json`` (what a build wrote)."""
+    rows = []
+    for path in sorted(Path(metrics_dir).glob(f"*/{METRICS_FILE}")):
+        if sites is None or path.parent.name in sites:
+            rows.append(read_metrics(path))
+    return pd.DataFrame(rows)
+
+
+def metrics_from_dataset(data_path: str | Path, settings: Settings = Settings()) -> pd.DataFrame:
+    """The same table computed directly from a dataset (an analyst's run without a build)."""
+    dataset = load_dataset(data_path)
+    rows = []
+    for code in dataset.site_codes:
+        data = SiteData(code, site_tables(dataset, code), dataset.meta.name, dataset.meta.extract_date,
+                        dataset.meta.synthetic, dataset.sha256, [])
+        rows.append(analyse_site(data, settings).metrics.values)
+    return pd.DataFrame(rows)

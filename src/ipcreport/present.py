@@ -1,0 +1,63 @@
+"""How a notebook puts text and tables into a briefing.
+
+Everything is emitted as Markdown (IPython ``display(Markdown(...))``), which JupyterLab shows
+formatted and which both Quarto and the built-in renderer take as Markdown in every format.
+Numbers in text are formatted here so every briefing words them the same way.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from . import disclosure
+from .charts import gbp, label
+
+
+def md(text: str) -> None:
+    display(Markdown(text))
+
+
+def figure(fig: plt.Figure) -> None:
+    """Show a figure once (the cell's fig-cap and fig-alt options caption it) and free it."""
+    display(fig)
+    plt.close(fig)
+
+
+def pct(share: float | None, digits: int = 0) -> str:
+    return "not available" if share is None or pd.isna(share) else f"{share:.{digits}%}"
+
+
+def money(value: float | None) -> str:
+    return "not available" if value is None or pd.isna(value) else gbp(value)
+
+
+def interval(value: float | None, low: float | None, high: float | None, fmt: str = "{:.2f}") -> str:
+    if value is None:
+        return "not available"
+    return f"{fmt.format(value)} (95% CI {fmt.format(low)} to {fmt.format(high)})"
+
+
+def table(frame: pd.DataFrame, caption: str, index_label: str | None = None) -> None:
+    """A pipe table with a caption; the index becomes the first column with readable labels."""
+    shown = frame.copy()
+    if index_label is not None:
+        shown.index = [label(i) for i in shown.index]
+        shown.index.name = index_label
+        shown = shown.reset_index()
+    display(Markdown(shown.to_markdown(index=False, disable_numparse=True) + f"\n\n: {caption}\n"))
+
+
+def count_table(counts: pd.Series, caption: str, index_label: str, share_label: str = "Share",
+                policy: disclosure.Policy = disclosure.DEFAULT) -> None:
+    """Counts of people by category with shares and a total, after disclosure control."""
+    hidden = disclosure.suppression_mask(counts, policy)
+    total = counts.sum()
+    frame = pd.DataFrame({
+        "People": disclosure.publish_counts(counts, policy),
+        share_label: [disclosure.SUPPRESSED if h else pct(c / total if total else None)
+                      for c, h in zip(counts, hidden)],
+    }, index=counts.index)
+    frame.loc["total"] = [disclosure.publish_total(counts, policy), pct(1.0 if total else None)]
+    table(frame, caption, index_label)

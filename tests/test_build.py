@@ -1,0 +1,141 @@
+"""`ipcreport build` end to end on a small dataset: real kernels, real renders, real PDFs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import docx
+import pandas as pd
+import pypdfium2 as pdfium
+import pytest
+import yaml
+
+from ipcreport.build import SYNTHETIC_MARK
+from ipcreport.contract import METRIC_KEYS
+
+from conftest import ARTIFACTS, edit_csv
+from test_contract import corrupt_three_tables
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels")]
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "ipcreport.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=900)
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self.hrefs.append(dict(attrs)["href"])
+
+
+@pytest.fixture(scope="module")
+def built(small_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("build")
+    params = root / "test.yaml"
+    params.write_text("run: test\nrisk: {simulation_draws: 2000}\n")
+    done = run_cli("build", small_dataset, "--params", params, "--jobs", 2, "--reports", root / "reports",
+                   "--work", root / "work", cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root, root / "reports" / "test"
+
+
+def test_index_links_every_format_of_every_site_and_the_overview(built, small_dataset):
+    _, report = built
+    parser = Links()
+    parser.feed((report / "index.html").read_text())
+    sites = pd.read_csv(small_dataset / "sites.csv", dtype=str)["site_code"]
+    expected = {f"sites/{s}/briefing.{ext}" for s in sites for ext in ("html", "pdf", "docx")}
+    expected |= {f"overview/overview.{ext}" for ext in ("html", "pdf", "docx")}
+    assert expected <= set(parser.hrefs)
+    for href in expected:
+        assert (report / href).stat().st_size > 5_000, href
+
+
+def test_manifest_and_metrics(built):
+    _, report = built
+    manifest = json.loads((report / "manifest.json").read_text())
+    assert manifest["ok"] and manifest["dataset"]["synthetic"] is True
+    assert len(manifest["sites"]) == 2
+    for site in manifest["sites"]:
+        assert site["status"] == "ok" and site["timings"]["execute_seconds"] > 0
+        metrics = json.loads(Path(site["metrics"]).read_text())
+        assert set(METRIC_KEYS) <= set(metrics)
+        assert metrics["package_version"] == manifest["package_version"]
+
+
+def test_html_briefing_is_self_contained_marked_synthetic_and_shows_no_code(built):
+    _, report = built
+    page = next((report / "sites").glob("*/briefing.html")).read_text()
+    assert SYNTHETIC_MARK in page
+    for section in ("Key messages", "Who holds budgets and how", "What budgets buy",
+                    "Outcomes against the comparison group", "Financial risk", "Data quality",
+                    "Methods and definitions"):
+        assert section in page
+    for code in ("import ", "analyse_site", "def ", "site_code = "):
+        assert code not in page, code
+    assert not re.search(r'src="(?!data:)', page), "every image is embedded"
+    assert page.count("<img") >= 6
+
+
+def test_pdf_pages_are_not_blank_and_each_says_synthetic(built):
+    _, report = built
+    pdf_path = next((report / "sites").glob("*/briefing.pdf"))
+    pdf = pdfium.PdfDocument(pdf_path)
+    assert len(pdf) >= 3
+    out = ARTIFACTS / "build"
+    out.mkdir(parents=True, exist_ok=True)
+    for number in range(len(pdf)):
+        page = pdf[number]
+        assert "SYNTHETIC" in page.get_textpage().get_text_range()
+        image = page.render(scale=1).to_pil().convert("L")
+        image.save(out / f"briefing-page-{number + 1}.png")
+        histogram = image.histogram()
+        ink = sum(histogram[:200]) / sum(histogram)
+        assert ink > 0.01, f"page {number + 1} looks blank ({ink:.3%} ink)"
+
+
+def test_word_briefing_has_headings_and_figures(built):
+    _, report = built
+    document = docx.Document(next((report / "sites").glob("*/briefing.docx")))
+    headings = [p.text for p in document.paragraphs if p.style.name.startswith("Heading")]
+    assert "Financial risk" in headings and "Key messages" in headings
+    assert len(document.inline_shapes) >= 6
+    assert any("SYNTHETIC" in p.text for s in document.sections for p in s.header.paragraphs)
+
+
+def test_invalid_dataset_writes_nothing(dataset_copy, tmp_path):
+    corrupt_three_tables(dataset_copy)
+    done = run_cli("build", dataset_copy, "--reports", tmp_path / "reports", "--work", tmp_path / "work", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "budgets.csv, row 10, column agreed_budget" in done.stderr
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "work").exists()
+
+
+def test_a_failing_site_does_not_stop_the_others(small_dataset, tmp_path):
+    sites = pd.read_csv(small_dataset / "sites.csv", dtype=str)["site_code"].tolist()
+    params = tmp_path / "p.yaml"
+    # A negative number of simulation draws makes this one site's notebook raise.
+    params.write_text(yaml.safe_dump({"run": "r", "formats": ["html"], "sites": {sites[0]: {"risk": {"simulation_draws": -1}}}}))
+    done = run_cli("build", small_dataset, "--params", params, "--reports", tmp_path / "reports",
+                   "--work", tmp_path / "work", cwd=tmp_path)
+    assert done.returncode == 1
+    report = tmp_path / "reports" / "r"
+    assert (report / "sites" / sites[1] / "briefing.html").exists()
+    assert not (report / "sites" / sites[0]).exists()
+    index = (report / "index.html").read_text()
+    assert 'class="failed"' in index and "Failed" in index
+    manifest = json.loads((report / "manifest.json").read_text())
+    statuses = {s["key"]: s["status"] for s in manifest["sites"]}
+    assert statuses == {sites[0]: "failed", sites[1]: "ok"}
+    assert (tmp_path / "work" / "r" / "sites" / sites[0] / "error.txt").exists()

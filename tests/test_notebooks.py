@@ -1,0 +1,79 @@
+"""Each notebook executed for real by papermill on a small dataset, with a real kernel."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pandas as pd
+import papermill
+import pytest
+
+from ipcreport.build import KERNEL, OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
+from ipcreport.contract import METRIC_KEYS
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels")]
+
+
+def test_notebooks_are_committed_without_outputs():
+    for path in (SITE_NOTEBOOK, OVERVIEW_NOTEBOOK):
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata.kernelspec.name == KERNEL
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), path
+        assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1, path
+
+
+@pytest.fixture(scope="module")
+def site_run(small_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("site_nb")
+    site = pd.read_csv(small_dataset / "sites.csv", dtype=str)["site_code"].iloc[1]
+    papermill.execute_notebook(
+        str(SITE_NOTEBOOK), str(out / "executed.ipynb"), kernel_name=KERNEL, progress_bar=False,
+        cwd=str(SITE_NOTEBOOK.parent),
+        parameters={"site_code": site, "data_path": str(small_dataset), "output_dir": str(out / "metrics")},
+    )
+    return out, site
+
+
+def test_site_notebook_records_every_contract_key(site_run, small_dataset):
+    out, site = site_run
+    metrics = json.loads((out / "metrics" / site / "metrics.json").read_text())
+    assert set(METRIC_KEYS) <= set(metrics)
+    truth = json.loads((small_dataset / "truth.json").read_text())
+    people = pd.read_csv(small_dataset / "people.csv", dtype=str)
+    mine = people[people["site_code"] == site]
+    # Counts are exact; shares are shares of those counts.
+    assert metrics["people_ipc"] == (mine["group"] == "ipc").sum()
+    assert metrics["people_comparison"] == (mine["group"] == "comparison").sum()
+    holders = mine[mine["group"] == "ipc"]
+    assert metrics["share_direct_payment"] == pytest.approx((holders["management"] == "direct_payment").mean())
+    assert metrics["site_code"] == site and metrics["data_sha256"]
+    assert truth  # the dataset carries its truth; the notebook never reads it
+    for key in METRIC_KEYS:
+        if metrics[key] is None:
+            assert any(n.startswith(f"{key}:") for n in metrics["notes"]), f"{key} is null without a note"
+
+
+def test_site_notebook_shows_every_section_with_a_chart_and_no_errors(site_run):
+    out, _ = site_run
+    nb = nbformat.read(out / "executed.ipynb", as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines() if line.startswith("## ")]
+    assert headings == ["## Key messages", "## Who holds budgets and how", "## What budgets buy",
+                        "## Outcomes against the comparison group", "## Financial risk", "## Data quality",
+                        "## Methods and definitions"]
+    images = sum("image/png" in o.get("data", {}) for o in outputs)
+    assert images >= 6
+
+
+def test_overview_notebook_over_site_metrics(site_run, tmp_path):
+    out, site = site_run
+    papermill.execute_notebook(
+        str(OVERVIEW_NOTEBOOK), str(tmp_path / "overview.ipynb"), kernel_name=KERNEL, progress_bar=False,
+        cwd=str(OVERVIEW_NOTEBOOK.parent), parameters={"metrics_dir": str(out / "metrics")},
+    )
+    nb = nbformat.read(tmp_path / "overview.ipynb", as_version=4)
+    text = "".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert f"({site})" in text and "1 sites" in text
