@@ -13,12 +13,14 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 
 from ipcreport.render import (
+    TEMPLATES,
     PandocTypstRenderer,
     QuartoRenderer,
     RenderError,
     RenderRequest,
     cell_options,
     default_renderer,
+    quarto_typst_header,
 )
 
 pytestmark = pytest.mark.xdist_group("render")  # one worker executes and renders once
@@ -223,3 +225,91 @@ def test_failed_format_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(RenderError, match="pdf"):
         renderer.render(RenderRequest(notebook, out, "briefing", "Hello", formats=("html", "pdf")))
     assert sorted(p.name for p in out.iterdir()) == ["briefing.html"]
+
+
+# --- The Quarto path: Quarto is not installed here, so check what we hand it. ---------
+
+FAKE_QUARTO = """\
+import json, os, pathlib, sys
+# Stand-in for `quarto render NB --to FMT`: writes NB.<ext> holding what it was given.
+_, command, notebook, _, to = sys.argv
+if to == os.environ.get("FAKE_QUARTO_FAIL"):
+    sys.exit("ERROR: typst compile failed (fake)")
+nb = json.loads(pathlib.Path(notebook).read_text())
+ext = {"html": "html", "typst": "pdf", "docx": "docx"}[to]
+sources = ["".join(c["source"]) for c in nb["cells"]]  # .ipynb stores lists of lines
+report = {"front": sources[0], "cells": sources[1:], "files": sorted(os.listdir("."))}
+pathlib.Path(notebook).with_suffix("." + ext).write_text(json.dumps(report))
+"""
+
+
+@pytest.fixture
+def fake_quarto(tmp_path):
+    import sys
+
+    script = tmp_path / "quarto"
+    script.write_text(f"#!{sys.executable}\n{FAKE_QUARTO}")
+    script.chmod(0o755)
+    nb = new_notebook(cells=[
+        new_raw_cell("---\ntitle: Front matter title\nexecute:\n  echo: true\n---"),
+        new_code_cell('site = "PARAM-SITE-DEFAULT"', metadata={"tags": ["injected-parameters"]}),
+        new_code_cell("#| output: asis\nprint('## Summary')"),
+    ])
+    notebook = tmp_path / "briefing.ipynb"
+    nbformat.write(nb, notebook)
+    return QuartoRenderer(str(script)), notebook
+
+
+def test_quarto_gets_front_matter_and_files(fake_quarto, tmp_path):
+    import json
+
+    import yaml
+
+    renderer, notebook = fake_quarto
+    out = renderer.render(RenderRequest(notebook, tmp_path / "out", "q3", "Test briefing",
+                                        subtitle="Q3", watermark=WATERMARK))
+    assert sorted(out) == ["docx", "html", "pdf"] and out["pdf"].name == "q3.pdf"
+    report = json.loads(out["html"].read_text())
+    front = yaml.safe_load(report["front"].strip().strip("-"))
+    assert front["title"] == "Test briefing" and front["subtitle"] == "Q3"
+    assert front["execute"] == {"echo": True, "warning": False}  # notebook's choice kept
+    assert front["format"]["html"]["embed-resources"] is True
+    assert front["format"]["html"]["include-before-body"] == "watermark.html"
+    assert front["format"]["typst"]["include-in-header"] == "typst-header.typ"
+    assert front["format"]["docx"]["reference-doc"] == "reference.docx"
+    assert not any("PARAM-SITE-DEFAULT" in cell for cell in report["cells"])
+    for name in ("ipcreport.css", "ipcreport.typ", "reference.docx", "typst-header.typ", "watermark.html"):
+        assert name in report["files"]
+
+
+def test_quarto_failure_names_notebook_and_format(fake_quarto, tmp_path, monkeypatch):
+    renderer, notebook = fake_quarto
+    monkeypatch.setenv("FAKE_QUARTO_FAIL", "docx")
+    out = tmp_path / "out"
+    with pytest.raises(RenderError, match=r"(?s)docx.*briefing.ipynb.*typst compile failed"):
+        renderer.render(RenderRequest(notebook, out, "q3", "Test briefing"))
+    assert sorted(p.name for p in out.iterdir()) == ["q3.html", "q3.pdf"]  # no partial docx
+
+
+def test_quarto_typst_header_survives_quartos_page_settings(tmp_path):
+    """Quarto's typst template sets paper, margins and numbering after our header include;
+    the running header, page numbers and watermark must still be on every page."""
+    import pypdfium2 as pdfium
+    import typst
+
+    shutil.copy(TEMPLATES / "ipcreport.typ", tmp_path / "ipcreport.typ")
+    request = RenderRequest(Path("x.ipynb"), tmp_path, "x", 'A "quoted" title', watermark=WATERMARK)
+    quarto_like = (
+        quarto_typst_header(request)
+        + '#set page(paper: "a4", margin: (x: 2.2cm, top: 2.7cm, bottom: 2.3cm), numbering: "1")\n'
+        + "= Heading\n" + "Some words of body text. " * 600
+    )
+    (tmp_path / "x.typ").write_text(quarto_like)
+    typst.compile(str(tmp_path / "x.typ"), output=str(tmp_path / "x.pdf"), root=str(tmp_path),
+                  ignore_system_fonts=True)
+    pdf = pdfium.PdfDocument(tmp_path / "x.pdf")
+    assert len(pdf) >= 2
+    for number, page in enumerate(pdf, start=1):
+        text = page.get_textpage().get_text_range()
+        assert WATERMARK in text and 'A "quoted" title' in text
+        assert f"Page {number} of {len(pdf)}" in text

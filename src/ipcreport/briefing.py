@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from . import contract as C
+from . import disclosure
 from .analysis import allocation as A
 from .analysis import outcomes as O
 from .analysis import risk as R
 from .dataset import SiteData
-from .present import interval, money, pct
+from .charts import label
+from .present import interval, money, pct, probability
 from .results import Metrics
 
 
@@ -178,18 +180,22 @@ def key_messages(r: SiteResults) -> list[str]:
                     "completed by the extract date.")
     adm = r.outcomes["admissions"]
     if adm.available:
-        direction = "fewer" if adm.high < 1 else ("more" if adm.low > 1 else "no clear difference in")
+        if adm.high < 1:
+            finding = "fell more for budget holders than for the comparison group"
+        elif adm.low > 1:
+            finding = "rose more for budget holders than for the comparison group"
+        else:
+            finding = "changed no differently for budget holders than for the comparison group, within the uncertainty"
         msgs.append(
-            f"Emergency admissions: budget holders had {direction} admissions than the comparison group "
-            f"after starting, rate ratio {interval(adm.value, adm.low, adm.high)}. People chose budgets, "
-            "so differences between the groups other than the budget cannot be ruled out."
+            f"Emergency admissions {finding}: rate ratio {interval(adm.value, adm.low, adm.high)}. People chose "
+            "budgets, so differences between the groups other than the budget cannot be ruled out."
         )
     asc = r.outcomes["ascot"]
     if asc.available:
         msgs.append(f"Social-care quality of life (ASCOT) at follow-up differed by "
                     f"{interval(asc.value, asc.low, asc.high, '{:+.3f}')} points, adjusting for baseline.")
     if r.overspend is not None:
-        msgs.append(f"Next year's spend has a {pct(r.overspend.probability)} chance of exceeding the pooled "
+        msgs.append(f"Next year's spend has a {probability(r.overspend.probability)} chance of exceeding the pooled "
                     f"budget of {money(r.overspend.pooled_budget)} (95th percentile of spend "
                     f"{money(r.overspend.p95)}).")
     msgs.append(f"Paying both budgets and block contracts during notice periods could cost "
@@ -207,6 +213,46 @@ def headline_table(r: SiteResults) -> pd.DataFrame:
         else f"{m['ras_agreed_ratio_median']:.2f}",
         "Budgets for needs no service met before": money(m["new_need_cost"]),
         "Double running, next 12 months": money(m["double_running_cost"]),
-        "Chance of overspending next year": pct(m["overspend_probability"]),
+        "Chance of overspending next year": probability(m["overspend_probability"]),
     }
     return pd.DataFrame({"Value": rows})
+
+
+# ---------------------------------------------------------------------------------------------
+# publishable tables: disclosure control applied, numbers formatted
+
+
+def budget_size_table(r: SiteResults, policy: disclosure.Policy) -> pd.DataFrame:
+    t = r.budget_by_cohort
+    out = pd.DataFrame({
+        "Budgets": disclosure.publish_counts(t["periods"], policy, with_total=False),
+        "Median": t["median"].map(money),
+        "Inter-quartile range": [f"{money(a)} to {money(b)}" for a, b in zip(t["q1"], t["q3"])],
+        "90th percentile": t["p90"].map(money),
+    }, index=t.index)
+    # Summaries of a handful of budgets come close to describing one person's: hide them.
+    out.loc[~t["periods"].map(lambda n: disclosure.enough(n, policy)), ["Median", "Inter-quartile range",
+                                                                         "90th percentile"]] = disclosure.SUPPRESSED
+    return out
+
+
+def follow_up_table(r: SiteResults, policy: disclosure.Policy) -> pd.DataFrame:
+    f = r.follow_up
+    return pd.DataFrame({
+        "Baseline questionnaires": disclosure.publish_counts(f["baseline"], policy, with_total=False),
+        "With follow-up": disclosure.publish_counts(f["followed_up"], policy, with_total=False),
+        "Missing follow-up": [pct(m / b) if disclosure.enough(b, policy) else disclosure.SUPPRESSED
+                              for m, b in zip(f["missing_follow_up"], f["baseline"])],
+    }, index=f.index)
+
+
+def double_running_table(r: SiteResults) -> pd.DataFrame:
+    d = r.double_running
+    return pd.DataFrame({
+        "Category": d["category"].map(label).to_numpy(),
+        "Funder": d["funder"].map(label).to_numpy(),
+        "Annual value": d["annual_value"].map(money).to_numpy(),
+        "Notice (months)": d["notice_months"].to_numpy(),
+        "Months paid twice": d["months_paid_twice"].map("{:.1f}".format).to_numpy(),
+        "Paid twice": d["double_running_cost"].map(money).to_numpy(),
+    }, index=d["contract_id"].to_numpy())

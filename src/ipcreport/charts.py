@@ -9,11 +9,12 @@ white.
 
 from __future__ import annotations
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 NHS_BLUE = "#005EB8"
 PALETTE = [NHS_BLUE, "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -26,9 +27,18 @@ def apply_house_style() -> None:
                          "axes.spines.top": False, "axes.spines.right": False})
 
 
-def label(code: str) -> str:
-    """A contract code as words: 'long_term_conditions' -> 'Long term conditions'."""
-    return str(code).replace("_", " ").capitalize()
+LABELS = {"ipc": "Budget holders", "comparison": "Comparison group", "nhs": "NHS", "total": "Total"}
+
+
+def label(code: object) -> str:
+    """A contract code as words ('long_term_conditions' -> 'Long term conditions'); text that
+    is already words ('EQ-5D health ...') is left as it is."""
+    text = str(code)
+    if text in LABELS:
+        return LABELS[text]
+    if text.islower() and " " not in text:
+        return text.replace("_", " ").capitalize()
+    return text
 
 
 def gbp(value: float, _pos=None) -> str:
@@ -80,6 +90,9 @@ def budget_distribution(table: pd.DataFrame, title: str) -> plt.Figure:
 def monthly_lines(frame: pd.DataFrame, column: str, title: str, ylabel: str, money: bool = False) -> plt.Figure:
     fig, ax = _new(3.2)
     ax.plot(frame.index, frame[column], color=NHS_BLUE, marker="o", markersize=3)
+    locator = mdates.AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     if money:
@@ -97,7 +110,9 @@ def interval_plot(rows: pd.DataFrame, title: str, xlabel: str, null: float, log:
     ax.set_yticks(y, list(rows.index))
     if log:
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator([0.25, 0.5, 0.75, 1, 1.5, 2, 4]))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     return fig

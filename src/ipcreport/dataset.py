@@ -143,8 +143,8 @@ def check_dataset(folder: str | Path) -> tuple[Dataset | None, list[Breach]]:
             breaches.append(Breach(files[table], None, f"cannot be read: {err}", count=1))
             continue
         raw = raw.reset_index(drop=True)
-        typed, parse_breaches = parse_table(table, files[table], raw)
-        breaches += parse_breaches + check_single_table(table, files[table], typed)
+        typed, parse_breaches, unparsable = parse_table(table, files[table], raw)
+        breaches += parse_breaches + check_single_table(table, files[table], typed, unparsable)
         tables[table] = typed
     extract = meta.extract_date if meta else None
     breaches += check_cross_tables(tables, files, extract)

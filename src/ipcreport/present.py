@@ -29,6 +29,17 @@ def pct(share: float | None, digits: int = 0) -> str:
     return "not available" if share is None or pd.isna(share) else f"{share:.{digits}%}"
 
 
+def probability(p: float | None) -> str:
+    """A simulated probability in words a board reads correctly: no '0%' or '100%' chance."""
+    if p is None or pd.isna(p):
+        return "not available"
+    if p < 0.01:
+        return "under 1%"
+    if p > 0.99:
+        return "over 99%"
+    return f"{p:.0%}"
+
+
 def money(value: float | None) -> str:
     return "not available" if value is None or pd.isna(value) else gbp(value)
 
@@ -46,7 +57,12 @@ def table(frame: pd.DataFrame, caption: str, index_label: str | None = None) -> 
         shown.index = [label(i) for i in shown.index]
         shown.index.name = index_label
         shown = shown.reset_index()
-    display(Markdown(shown.to_markdown(index=False, disable_numparse=True) + f"\n\n: {caption}\n"))
+    # Words left-aligned, figures right-aligned (a figure column is one whose cells start with a
+    # digit, sign, currency or the suppression mark).
+    figure_like = shown.astype(str).apply(lambda col: col.str.match(r"^(?:[-+−£]?\d|\[c\]|$)").all())
+    align = ["right" if is_figure else "left" for is_figure in figure_like]
+    text = shown.to_markdown(index=False, disable_numparse=True, colalign=align)
+    display(Markdown(text + f"\n\n: {caption}\n"))
 
 
 def count_table(counts: pd.Series, caption: str, index_label: str, share_label: str = "Share",

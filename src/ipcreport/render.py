@@ -101,7 +101,10 @@ def split_front_matter(nb: nbformat.NotebookNode) -> tuple[dict[str, Any], list]
     if cells and cells[0].cell_type == "raw":
         match = _FRONT_MATTER.match(cells[0].source.strip())
         if match:
-            meta = yaml.safe_load(match.group(1) or "") or {}
+            try:
+                meta = yaml.safe_load(match.group(1) or "") or {}
+            except yaml.YAMLError as exc:
+                raise RenderError(f"front matter is not valid YAML: {exc}") from exc
             if not isinstance(meta, dict):
                 raise RenderError("front matter in the first raw cell is not a YAML mapping")
             return meta, cells[1:]
@@ -114,7 +117,10 @@ def cell_options(source: str) -> tuple[dict[str, Any], str]:
     n = 0
     while n < len(lines) and lines[n].startswith("#|"):
         n += 1
-    options = yaml.safe_load("\n".join(line[2:] for line in lines[:n])) if n else {}
+    try:
+        options = yaml.safe_load("\n".join(line[2:] for line in lines[:n])) if n else {}
+    except yaml.YAMLError as exc:
+        raise RenderError(f"cell options are not valid YAML: {lines[:n]}: {exc}") from exc
     if options is not None and not isinstance(options, dict):
         raise RenderError(f"cell options are not a YAML mapping: {lines[:n]}")
     return options or {}, "\n".join(lines[n:]).strip("\n")
@@ -157,7 +163,8 @@ def _merged_streams(outputs: list) -> Iterator[dict]:
                 continue
             if pending is not None:
                 yield pending
-            pending = {"output_type": "stream", "name": out.get("name"), "text": _text(out.get("text", ""))}
+            pending = {"output_type": "stream", "name": out.get("name"),
+                       "text": _text(out.get("text", ""))}
             continue
         if pending is not None:
             yield pending
@@ -197,7 +204,10 @@ class _Converter:
             self.pieces.append(_Either(_fence(cell.source, "{=html}"), ""))
 
     def _code(self, cell, index: int) -> None:
-        options, code = cell_options(cell.source)
+        try:
+            options, code = cell_options(cell.source)
+        except RenderError as exc:
+            raise RenderError(f"cell {index}: {exc}") from exc
         self.cell_figures = 0
         opts = {**self.execute, **options}
         if opts.get("include") is False:
@@ -378,11 +388,16 @@ class PandocTypstRenderer:
         written: dict[str, Path] = {}
         with tempfile.TemporaryDirectory(prefix="ipcreport-render-") as tmp:
             work = Path(tmp)
-            front, pieces = notebook_markdown(nb, work / f"{request.stem}_files", f"{request.stem}_files")
+            assets = f"{request.stem}_files"
+            try:
+                front, pieces = notebook_markdown(nb, work / assets, assets)
+            except RenderError as exc:
+                raise RenderError(f"cannot convert notebook {request.notebook}: {exc}") from exc
             meta = document_metadata(front, request)
             for fmt in request.formats:
                 source = work / f"{request.stem}.{fmt}.md"
-                source.write_text(join_markdown(meta, pieces, for_html=fmt == "html"), encoding="utf-8")
+                markdown = join_markdown(meta, pieces, for_html=fmt == "html")
+                source.write_text(markdown, encoding="utf-8")
                 final = request.out_dir / f"{request.stem}.{fmt}"
                 started = time.perf_counter()
                 with _atomic(final) as target:
@@ -458,6 +473,17 @@ def _banner_html(watermark: str | None) -> str:
 # Quarto
 
 
+def quarto_typst_header(request: RenderRequest) -> str:
+    """Typst for Quarto's ``include-in-header``: the same page furniture and styles as
+    briefing.typst (Quarto's own template sets paper, margins and fonts after it)."""
+    watermark = _typst_string(request.watermark) if request.watermark else "none"
+    return (
+        '#import "ipcreport.typ": ipc-page, ipc-styles\n'
+        f"#set page(..ipc-page(title: {_typst_string(request.title)}, watermark: {watermark}))\n"
+        "#show: ipc-styles\n"
+    )
+
+
 class QuartoRenderer:
     """Renders with ``quarto render`` (Quarto >= 1.4 for the typst format).
 
@@ -504,7 +530,12 @@ class QuartoRenderer:
         return written
 
     def _prepare(self, nb: nbformat.NotebookNode, request: RenderRequest, work: Path) -> None:
-        front, cells = split_front_matter(nb)
+        try:
+            front, cells = split_front_matter(nb)
+        except RenderError as exc:
+            raise RenderError(f"cannot convert notebook {request.notebook}: {exc}") from exc
+        # Drop papermill's parameter cells outright, as the built-in renderer does.
+        cells = [c for c in cells if not SKIP_TAGS & set(c.get("metadata", {}).get("tags", []))]
         meta = {k: v for k, v in front.items() if k != "format"}
         meta["title"] = request.title
         if request.subtitle:
@@ -513,14 +544,7 @@ class QuartoRenderer:
         (work / "watermark.html").write_text(_banner_html(request.watermark), encoding="utf-8")
         shutil.copy(TEMPLATES / "ipcreport.css", work / "ipcreport.css")
         shutil.copy(TEMPLATES / "ipcreport.typ", work / "ipcreport.typ")
-        (work / "typst-header.typ").write_text(
-            '#import "ipcreport.typ": ipc-page, ipc-styles\n'
-            "#set page(..ipc-page(title: "
-            f"{_typst_string(request.title)}, watermark: "
-            f"{_typst_string(request.watermark) if request.watermark else 'none'}))\n"
-            "#show: ipc-styles\n",
-            encoding="utf-8",
-        )
+        (work / "typst-header.typ").write_text(quarto_typst_header(request), encoding="utf-8")
         pandoc = _pandoc_path()  # any pandoc prints the same default reference.docx
         reference_docx(work / "reference.docx", request.watermark, pandoc)
         meta["format"] = {

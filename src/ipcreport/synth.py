@@ -232,7 +232,10 @@ CONTRACT_MIN_VALUE = 25_000.0
 CONTRACT_NOTICE_MONTHS = (3, 12)
 CONTRACT_END_MONTHS = (3, 36)  # months after the extract month (assumption)
 
-CHUNK_PEOPLE = 100_000  # people per block for spend and events (bounds memory, not results)
+# Blocks for the two big tables: they bound memory (~100-200 MB of row arrays per block) and
+# are part of the algorithm (draws happen block by block), so changing them changes the data.
+SPEND_CHUNK_HOLDERS = 25_000  # budget holders per block (~250k spend rows)
+EVENTS_CHUNK_PEOPLE = 50_000  # people per block (~800k event rows)
 
 # random streams
 _S_SITES, _S_PEOPLE, _S_BUDGETS, _S_SPEND, _S_EVENTS, _S_SURVEYS, _S_CONTRACTS = range(7)
@@ -492,6 +495,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
         }
     )
     people_table.close()
+    del age_normal, age_child, latent, z_need, prior, window  # keep peak memory down at millions
 
     # ---- budgets (ipc only) ------------------------------------------------------------------
     rng = _rng(cfg.seed, _S_BUDGETS)
@@ -526,13 +530,15 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
         }
     )
     budgets_table.close()
+    del alpha, gam, share, p_share, funded
 
     # ---- spend (ipc only) --------------------------------------------------------------------
     rng = _rng(cfg.seed, _S_SPEND)
     n_h = len(holders)
     n_cat = rng.choice(np.arange(1, 5), size=n_h, p=N_CATEGORIES_P)
     keys = np.log(CATEGORY_WEIGHTS[h_cohort]) + rng.gumbel(size=(n_h, len(C.SPEND_CATEGORIES)))
-    top = np.argsort(-keys, axis=1, kind="stable")[:, :4]  # weighted sampling without replacement
+    top = np.argsort(-keys, axis=1, kind="stable")[:, :4].astype(np.int8)  # weighted, without replacement
+    del keys
     slot = np.arange(4)[None, :]
     cats = np.sort(np.where(slot < n_cat[:, None], top, 99), axis=1)  # chosen ones first, ascending
     cat_gam = rng.standard_gamma(2.0, size=(n_h, 4)) * (slot < n_cat[:, None])
@@ -551,8 +557,8 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
 
     spend_table = _CsvTable(folder / "spend.csv", _schema("spend"))
     period_of_holder_start = np.cumsum(n_periods) - n_periods
-    for lo in range(0, n_h, CHUNK_PEOPLE):
-        hi = min(lo + CHUNK_PEOPLE, n_h)
+    for lo in range(0, n_h, SPEND_CHUNK_HOLDERS):
+        hi = min(lo + SPEND_CHUNK_HOLDERS, n_h)
         plo, phi = period_of_holder_start[lo], (period_of_holder_start[hi] if hi < n_h else len(p_person))
         pidx = np.arange(plo, phi)
         holder = p_holder[pidx]
@@ -604,8 +610,8 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
     person_years = np.zeros((2, 2))
     all_counts = np.zeros(n_types, dtype=np.int64)
     events_table = _CsvTable(folder / "events.csv", _schema("events"))
-    for lo in range(0, n, CHUNK_PEOPLE):
-        hi = min(lo + CHUNK_PEOPLE, n)
+    for lo in range(0, n, EVENTS_CHUNK_PEOPLE):
+        hi = min(lo + EVENTS_CHUNK_PEOPLE, n)
         m = hi - lo
         c, g = cohort[lo:hi], ipc[lo:hi]
         base = EVENT_RATE[:, c].T * (frailty[lo:hi] * need_factor[lo:hi])[:, None]  # m x types

@@ -142,11 +142,11 @@ _TYPE_RULE = {
 }
 
 
-def parse_table(table: str, file: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Breach]]:
+def parse_table(table: str, file: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Breach], dict[str, pd.Series]]:
     """Type every contract column of ``raw``; report missing columns, bad cells, extra columns.
 
-    Unparsable cells become missing values in the typed frame; ``frame.attrs["unparsable"]``
-    keeps their masks so they are not reported a second time as missing.
+    Unparsable cells become missing values in the typed frame; the returned masks of them
+    keep such cells from being reported a second time as missing.
     """
     breaches: list[Breach] = []
     parsed, unparsable = {}, {}
@@ -163,9 +163,7 @@ def parse_table(table: str, file: str, raw: pd.DataFrame) -> tuple[pd.DataFrame,
         breaches.append(
             Breach(file, ", ".join(map(str, extra)), "extra column(s) are kept but ignored", severity="warning")
         )
-    typed = pd.DataFrame(parsed, index=raw.index)
-    typed.attrs["unparsable"] = unparsable
-    return typed, breaches
+    return pd.DataFrame(parsed, index=raw.index), breaches, unparsable
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,10 +206,11 @@ def _with_error(check: pa.Check, text: str) -> pa.Check:
     return check
 
 
-def check_single_table(table: str, file: str, frame: pd.DataFrame) -> list[Breach]:
+def check_single_table(table: str, file: str, frame: pd.DataFrame,
+                       unparsable: dict[str, pd.Series] | None = None) -> list[Breach]:
     """Required values plus the pandera schema; every failure grouped by column and rule."""
     breaches = []
-    unparsable = frame.attrs.get("unparsable", {})
+    unparsable = unparsable or {}
     for col in C.COLUMNS[table]:
         if col.required and col.name in frame:
             already = unparsable.get(col.name, pd.Series(False, index=frame.index))
