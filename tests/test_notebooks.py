@@ -75,5 +75,7 @@ def test_overview_notebook_over_site_metrics(site_run, tmp_path):
         cwd=str(OVERVIEW_NOTEBOOK.parent), parameters={"metrics_dir": str(out / "metrics")},
     )
     nb = nbformat.read(tmp_path / "overview.ipynb", as_version=4)
-    text = "".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = "".join(o.get("data", {}).get("text/markdown", "") + o.get("text", "") for o in outputs)
     assert f"({site})" in text and "1 sites" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2

@@ -34,9 +34,11 @@ SECRET = "SECRET-INCLUDE-FALSE-7781"
 
 def briefing_notebook() -> nbformat.NotebookNode:
     cells = [
-        new_raw_cell("---\ntitle: Front matter title\nexecute:\n  echo: false\n  warning: false\n---"),
+        new_raw_cell("---\ntitle: Front matter title\nexecute:\n  echo: false\n"
+                     "  warning: false\n---"),
         new_code_cell('site = "PARAM-SITE-DEFAULT"\nsite', metadata={"tags": ["parameters"]}),
-        new_code_cell("#| output: asis\nprint('## Spending summary')\nprint()\nprint(f'Total agreed budgets were {12345 * 2:,} pounds.')"),
+        new_code_cell("#| output: asis\nprint('## Spending summary')\nprint()\n"
+                      "print(f'Total agreed budgets were {12345 * 2:,} pounds.')"),
         new_code_cell(
             "from IPython.display import Markdown\n"
             "Markdown('| Site | People | Spend |\\n|:--|--:|--:|\\n| Alpha | 120 | 1,234,567 |\\n"
@@ -67,7 +69,8 @@ def briefing_notebook() -> nbformat.NotebookNode:
             for n in range(1, 40))),
     ]
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "ipcreport", "display_name": "Python (ipcreport)", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "ipcreport", "display_name": "Python (ipcreport)",
+                                 "language": "python"}
     return nb
 
 
@@ -77,7 +80,9 @@ def rendered(tmp_path_factory) -> dict:
 
     work = tmp_path_factory.mktemp("render")
     nb = briefing_notebook()
-    NotebookClient(nb, kernel_name="ipcreport", timeout=120, resources={"metadata": {"path": str(work)}}).execute()
+    client = NotebookClient(nb, kernel_name="ipcreport", timeout=120,
+                            resources={"metadata": {"path": str(work)}})
+    client.execute()
     notebook = work / "briefing.ipynb"
     nbformat.write(nb, notebook)
 
@@ -225,6 +230,7 @@ def test_failed_format_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(RenderError, match="pdf"):
         renderer.render(RenderRequest(notebook, out, "briefing", "Hello", formats=("html", "pdf")))
     assert sorted(p.name for p in out.iterdir()) == ["briefing.html"]
+    assert (out / "briefing.html").stat().st_mode & 0o044  # readable, not mkstemp's 0600
 
 
 # --- The Quarto path: Quarto is not installed here, so check what we hand it. ---------
@@ -278,8 +284,9 @@ def test_quarto_gets_front_matter_and_files(fake_quarto, tmp_path):
     assert front["format"]["typst"]["include-in-header"] == "typst-header.typ"
     assert front["format"]["docx"]["reference-doc"] == "reference.docx"
     assert not any("PARAM-SITE-DEFAULT" in cell for cell in report["cells"])
-    for name in ("ipcreport.css", "ipcreport.typ", "reference.docx", "typst-header.typ", "watermark.html"):
-        assert name in report["files"]
+    support = ("ipcreport.css", "ipcreport.typ", "reference.docx", "typst-header.typ",
+               "watermark.html")
+    assert set(support) <= set(report["files"])
 
 
 def test_quarto_failure_names_notebook_and_format(fake_quarto, tmp_path, monkeypatch):

@@ -40,6 +40,8 @@ TEMPLATES = Path(__file__).with_name("templates")
 BRIEFING_EXECUTE = {"echo": False, "warning": False}
 SKIP_TAGS = {"parameters", "injected-parameters"}
 LANG = "en-GB"
+_UMASK = os.umask(0o022)  # read the process umask once (the call sets it, so restore it)
+os.umask(_UMASK)
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?---[ \t]*\Z", re.DOTALL)
 
 
@@ -311,6 +313,7 @@ def _atomic(final: Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
+    tmp.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600; published files are readable as usual
     try:
         yield tmp
         if not tmp.stat().st_size:

@@ -24,12 +24,13 @@ generated data describes them.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -107,22 +108,45 @@ GO_LIVE_LATEST_MONTHS_BEFORE_EXTRACT = 21
 GO_LIVE_SPREAD_MONTHS = 24
 
 # ---------------------------------------------------------------------------------------------
-# People. Cohort index order is contract.COHORTS:
-# long_term_conditions, children_complex_needs, learning_disability, mental_health.
-COHORT_SHARE = np.array([0.45, 0.15, 0.20, 0.20])  # assumption
-# age at index: normal(mean, sd) clipped to [lo, hi]; children uniform 0-17 (assumption)
-AGE_MEAN = np.array([70.0, 9.0, 38.0, 44.0])
-AGE_SD = np.array([14.0, 5.0, 14.0, 13.0])
-AGE_LO = np.array([18, 0, 18, 18])
-AGE_HI = np.array([101, C.CHILD_AGE_LIMIT - 1, 85, 90])
-# sex (contract.SEXES order: female, male, other, unknown) by cohort: assumption
-SEX_P = np.array(
-    [
-        [0.550, 0.435, 0.005, 0.010],
-        [0.380, 0.605, 0.005, 0.010],
-        [0.420, 0.565, 0.005, 0.010],
-        [0.480, 0.505, 0.005, 0.010],
-    ]
+# Parameters keyed by the contract's own vocabularies (contract.COHORTS, SEXES, MANAGEMENT,
+# SPEND_CATEGORIES, EVENT_TYPES, FUNDING_COLUMNS); _ordered() turns them into arrays in the
+# contract's order and fails at import if a key drifts from the contract.
+
+
+def _ordered(vocab: tuple[str, ...], mapping: dict) -> np.ndarray:
+    if set(mapping) != set(vocab):
+        raise ValueError(f"parameter keys {sorted(mapping)} do not match the contract's {list(vocab)}")
+    return np.array([mapping[v] for v in vocab], dtype=np.float64)
+
+
+def _by_cohort(ltc, children, ld, mh) -> np.ndarray:
+    """One value (or row) per cohort, in contract.COHORTS order."""
+    keys = ("long_term_conditions", "children_complex_needs", "learning_disability", "mental_health")
+    return _ordered(C.COHORTS, dict(zip(keys, (ltc, children, ld, mh))))
+
+
+CHILDREN = C.COHORTS.index("children_complex_needs")
+
+# ---------------------------------------------------------------------------------------------
+# People.
+COHORT_SHARE = _by_cohort(0.45, 0.15, 0.20, 0.20)  # assumption (brief)
+# age at index: normal(mean, sd) rounded and clipped to [lo, hi]; children uniform 0-17 (assumption)
+AGE_MEAN = _by_cohort(70.0, 9.0, 38.0, 44.0)
+AGE_SD = _by_cohort(14.0, 5.0, 14.0, 13.0)
+AGE_LO = _by_cohort(18, 0, 18, 18)
+AGE_HI = _by_cohort(101, C.CHILD_AGE_LIMIT - 1, 85, 90)
+# sex by cohort (assumption): complex-needs children and learning disability more often male
+_SEX_KEYS = ("female", "male", "other", "unknown")
+SEX_P = _by_cohort(
+    *(
+        _ordered(C.SEXES, dict(zip(_SEX_KEYS, p)))
+        for p in (
+            (0.550, 0.435, 0.005, 0.010),
+            (0.380, 0.605, 0.005, 0.010),
+            (0.420, 0.565, 0.005, 0.010),
+            (0.480, 0.505, 0.005, 0.010),
+        )
+    )
 )
 IMD_DECILE_SD = 2.4  # latent spread of people's deciles within a site (assumption)
 IMD_DECILE_PER_SCORE = 1 / 4.5  # deciles per IMD score point away from England's mean (assumption)
@@ -130,48 +154,51 @@ IPC_COHORT_DEPRIVATION = 0.5  # high-need cohorts live a little more in deprived
 IMD_DECILE_MISSING = 0.02  # unknown postcode (assumption)
 # need_score: cohort lognormal (median points, sigma of log), so budgets (RAS rate x need) form a
 # lognormal mixture by cohort (domain.md: "A lognormal mixture by cohort fits this shape").
-NEED_MEDIAN = np.array([60.0, 50.0, 80.0, 20.0])  # assumption
-NEED_SIGMA = np.array([0.85, 0.75, 0.70, 1.00])  # assumption
-# management, contract.MANAGEMENT order (notional, third_party, direct_payment):
-# about 80% notional, 15% direct payment, 5% third party (domain.md, NHS Digital PHB 2023/24).
-MANAGEMENT_P = np.array([0.80, 0.05, 0.15])
+NEED_MEDIAN = _by_cohort(60.0, 50.0, 80.0, 20.0)  # assumption
+NEED_SIGMA = _by_cohort(0.85, 0.75, 0.70, 1.00)  # assumption
+# about 80% notional, 15% direct payment, 5% third party (domain.md, NHS Digital PHB 2023/24)
+MANAGEMENT_P = _ordered(C.MANAGEMENT, {"notional": 0.80, "direct_payment": 0.15, "third_party": 0.05})
+DIRECT_PAYMENT = C.MANAGEMENT.index("direct_payment")
 NEW_NEED_SHARE = 0.10  # prior_service_cost exactly 0 (assumption; "new need" in domain.md)
 PRIOR_COST_RATIO = 0.85  # median prior cost / RAS-equivalent budget (assumption)
 PRIOR_COST_SIGMA = 0.6  # assumption
-EXIT_SHARE = 0.08  # left, moved or died before extract (assumption)
+EXIT_SHARE = 0.08  # left, moved or died before extract (assumption; brief)
 
 # ---------------------------------------------------------------------------------------------
 # Budgets. RAS rate in GBP per need point by cohort (assumption), giving median indicative budgets
 # of about 9.6k (LTC), 12k (children), 20k (LD) and 3k (MH) a year and a long right tail:
 # "from a few hundred pounds to well over GBP 100k a year, most above GBP 1k" (domain.md);
 # about 3% under 1k, under 1% over 100k.
-RAS_RATE = np.array([160.0, 240.0, 250.0, 150.0])
+RAS_RATE = _by_cohort(160.0, 240.0, 250.0, 150.0)
 AGREED_NOISE_SIGMA = 0.12  # agreed = indicative x lognormal(0, 0.12): median ratio 1.0 (brief)
 PERIOD_DAYS = 365  # a year of care; period_end = period_start + 364 (inclusive last day)
-# Funding blend, contract.FUNDING_COLUMNS order (nhs, social_care, education): mean shares by
-# cohort (assumption; domain.md: NHS + council social care, plus education for children),
-# drawn per person from a Dirichlet with this concentration.
-FUNDING_MEAN = np.array(
-    [
-        [0.60, 0.40, 0.00],
-        [0.40, 0.30, 0.30],
-        [0.35, 0.65, 0.00],
-        [0.70, 0.30, 0.00],
-    ]
+# Funding blend: mean shares by cohort (assumption; domain.md: NHS + council social care, plus
+# education for children), drawn per person from a Dirichlet with this concentration.
+_FUNDING_KEYS = ("funded_nhs", "funded_social_care", "funded_education")
+FUNDING_MEAN = _by_cohort(
+    *(
+        _ordered(C.FUNDING_COLUMNS, dict(zip(_FUNDING_KEYS, shares)))
+        for shares in ((0.60, 0.40, 0.00), (0.40, 0.30, 0.30), (0.35, 0.65, 0.00), (0.70, 0.30, 0.00))
+    )
 )
 FUNDING_CONCENTRATION = 20.0
 
 # ---------------------------------------------------------------------------------------------
-# Spend. Category weights by cohort, contract.SPEND_CATEGORIES order (personal_assistants,
-# home_care, therapies, equipment, respite, day_opportunities, transport, community_health,
-# other): assumption.
-CATEGORY_WEIGHTS = np.array(
-    [
-        [0.20, 0.30, 0.10, 0.10, 0.05, 0.05, 0.05, 0.12, 0.03],
-        [0.15, 0.05, 0.25, 0.10, 0.20, 0.05, 0.05, 0.10, 0.05],
-        [0.25, 0.10, 0.05, 0.03, 0.15, 0.30, 0.07, 0.02, 0.03],
-        [0.20, 0.05, 0.25, 0.02, 0.05, 0.15, 0.08, 0.10, 0.10],
-    ]
+# Spend. Category weights by cohort (assumption).
+_CATEGORY_KEYS = (
+    "personal_assistants", "home_care", "therapies", "equipment", "respite",
+    "day_opportunities", "transport", "community_health", "other",
+)  # fmt: skip
+CATEGORY_WEIGHTS = _by_cohort(
+    *(
+        _ordered(C.SPEND_CATEGORIES, dict(zip(_CATEGORY_KEYS, w)))
+        for w in (
+            (0.20, 0.30, 0.10, 0.10, 0.05, 0.05, 0.05, 0.12, 0.03),  # LTC: home care, community health
+            (0.15, 0.05, 0.25, 0.10, 0.20, 0.05, 0.05, 0.10, 0.05),  # children: therapies, respite
+            (0.25, 0.10, 0.05, 0.03, 0.15, 0.30, 0.07, 0.02, 0.03),  # LD: day opportunities, PAs
+            (0.20, 0.05, 0.25, 0.02, 0.05, 0.15, 0.08, 0.10, 0.10),  # MH: therapies, PAs
+        )
+    )
 )
 N_CATEGORIES_P = np.array([0.25, 0.35, 0.25, 0.15])  # 1-4 categories per person (assumption)
 UTILISATION_BETA = (8.8, 1.2)  # person utilisation ~ Beta, mean 0.88 (brief; assumption)
@@ -180,33 +207,42 @@ REFUND_PROBABILITY = 0.35  # direct-payment period ending with recovered unspent
 REFUND_FRACTION = (0.3, 0.9)  # share of the unspent money recovered (assumption)
 
 # ---------------------------------------------------------------------------------------------
-# Events. contract.EVENT_TYPES order: emergency_admission, elective_admission, ae_attendance,
-# outpatient, care_home_admission. Base rates per person-year by cohort (assumption; A&E about
-# 1.5 a year as the brief suggests).
-EVENT_RATE = np.array(
-    [
-        # LTC, children, LD, MH
-        [0.90, 0.40, 0.50, 0.60],  # emergency_admission
-        [0.35, 0.20, 0.15, 0.10],  # elective_admission
-        [1.60, 1.30, 1.20, 1.80],  # ae_attendance
-        [4.00, 3.00, 2.00, 1.50],  # outpatient
-        [0.04, 0.00, 0.01, 0.01],  # care_home_admission
-    ]
+# Events. Base rates per person-year by cohort (assumption; the brief's examples for emergency
+# admissions, A&E about 1.5 a year): rows in contract.EVENT_TYPES order.
+EVENT_RATE = _ordered(
+    C.EVENT_TYPES,
+    {
+        "emergency_admission": _by_cohort(0.90, 0.40, 0.50, 0.60),
+        "elective_admission": _by_cohort(0.35, 0.20, 0.15, 0.10),
+        "ae_attendance": _by_cohort(1.60, 1.30, 1.20, 1.80),
+        "outpatient": _by_cohort(4.00, 3.00, 2.00, 1.50),
+        "care_home_admission": _by_cohort(0.04, 0.00, 0.01, 0.01),  # frail older people mostly
+    },
 )
-EMERGENCY, ELECTIVE, AE, OUTPATIENT, CARE_HOME = range(5)
+EMERGENCY = C.EVENT_TYPES.index("emergency_admission")
+ELECTIVE = C.EVENT_TYPES.index("elective_admission")
 FRAILTY_SHAPE = 2.0  # person frailty ~ gamma(shape 2, mean 1) (assumption)
 NEED_RATE_POWER = 0.3  # rate x (need / cohort median)^0.3, normalised to mean 1 (assumption)
 SECULAR_TREND = 1.05  # every rate after index, both groups (assumption; the brief's example)
 PRE_INDEX_DAYS = 365  # events cover the 12 months before index_date (contract)
-# length of stay (bed days) per admission: Poisson(gamma(shape, mean)): zero-day stays happen.
-EMERGENCY_LOS_MEAN = np.array([6.5, 2.5, 5.0, 8.0])  # by cohort (assumption)
+# length of stay (bed days) per admission: Poisson(gamma(shape, mean)), so zero-day stays happen.
+EMERGENCY_LOS_MEAN = _by_cohort(6.5, 2.5, 5.0, 8.0)  # assumption
 EMERGENCY_LOS_SHAPE = 0.9
 ELECTIVE_LOS_MEAN = 1.2  # mostly day cases (assumption)
 ELECTIVE_LOS_SHAPE = 0.5
-# costs at approximate NHS reference costs x lognormal(0, 0.2) (assumption). Care-home
-# admissions get no cost: placements are priced by the council, not at NHS reference cost.
-EVENT_COST_FIXED = np.array([900.0, 1300.0, 180.0, 140.0, np.nan])
-EVENT_COST_PER_BED_DAY = np.array([350.0, 350.0, 0.0, 0.0, 0.0])
+# costs at approximate NHS reference costs x lognormal(mean 1, sd-log 0.2) (assumption).
+# Care-home admissions get no cost (empty): placements are priced by the council, not at NHS
+# reference cost; they also have bed_days 0 (they are not hospital stays).
+EVENT_COST_FIXED = _ordered(
+    C.EVENT_TYPES,
+    {"emergency_admission": 900.0, "elective_admission": 1300.0, "ae_attendance": 180.0,
+     "outpatient": 140.0, "care_home_admission": np.nan},
+)  # fmt: skip
+EVENT_COST_PER_BED_DAY = _ordered(
+    C.EVENT_TYPES,
+    {"emergency_admission": 350.0, "elective_admission": 350.0, "ae_attendance": 0.0,
+     "outpatient": 0.0, "care_home_admission": 0.0},
+)  # fmt: skip
 EVENT_COST_SIGMA = 0.2
 
 # ---------------------------------------------------------------------------------------------
@@ -215,18 +251,22 @@ FOLLOW_UP_DAYS = 365
 FOLLOW_UP_MISSING = 0.17  # non-response among those eligible (assumption; brief: 15-20%)
 ITEM_MISSING = 0.03  # each instrument blank on a returned questionnaire (assumption)
 GHQ12_MIN_AGE = 16  # GHQ-12 is a self-report questionnaire for 16+ (assumption)
+BASELINE, FOLLOW_UP = C.TIMEPOINTS.index("baseline"), C.TIMEPOINTS.index("follow_up")
 # baseline mean by cohort, sd; follow-up = mean + rho * (baseline - mean) + drift + gain + noise
-ASCOT_MEAN = np.array([0.62, 0.66, 0.68, 0.60])  # ~0.65 (brief; assumption by cohort)
+ASCOT_MEAN = _by_cohort(0.62, 0.66, 0.68, 0.60)  # ~0.65 (brief; assumption by cohort)
 ASCOT_SD, ASCOT_RHO, ASCOT_DRIFT, ASCOT_NOISE = 0.15, 0.6, 0.018, 0.10  # drift: PSSRU controls +0.018
-EQ5D_MEAN = np.array([0.55, 0.75, 0.68, 0.60])  # assumption
+EQ5D_MEAN = _by_cohort(0.55, 0.75, 0.68, 0.60)  # assumption
 EQ5D_SD, EQ5D_RHO, EQ5D_DRIFT, EQ5D_NOISE = 0.25, 0.6, -0.005, 0.15  # assumption
-GHQ12_MEAN = np.array([14.0, 13.0, 12.0, 19.0])  # assumption
+GHQ12_MEAN = _by_cohort(14.0, 13.0, 12.0, 19.0)  # assumption
 GHQ12_SD, GHQ12_RHO, GHQ12_DRIFT, GHQ12_NOISE = 6.0, 0.5, -0.5, 4.0  # assumption; no ipc effect
 
 # ---------------------------------------------------------------------------------------------
-# Contracts: 3-6 block contracts per site in categories budgets buy (brief).
-CONTRACT_CATEGORIES = ("home_care", "day_opportunities", "respite", "community_health", "therapies")
-CONTRACT_NHS_P = np.array([0.2, 0.2, 0.3, 0.9, 0.7])  # P(funder = nhs), else social_care (assumption)
+# Contracts: 3-6 block contracts per site in categories budgets buy (brief); P(funder = nhs),
+# else social_care (assumption).
+CONTRACT_NHS_P = {"home_care": 0.2, "day_opportunities": 0.2, "respite": 0.3, "community_health": 0.9, "therapies": 0.7}
+CONTRACT_CATEGORIES = tuple(c for c in C.SPEND_CATEGORIES if c in CONTRACT_NHS_P)
+assert len(CONTRACT_CATEGORIES) == len(CONTRACT_NHS_P), "contract categories must be spend categories"
+CONTRACT_FUNDERS = (C.FUNDERS.index("social_care"), C.FUNDERS.index("nhs"))
 CONTRACT_VALUE_SHARE = (0.3, 1.0)  # annual value / site's annual budget money (assumption)
 CONTRACT_MIN_VALUE = 25_000.0
 CONTRACT_NOTICE_MONTHS = (3, 12)
@@ -323,6 +363,8 @@ class _CsvTable:
         self.rows = 0
 
     def write(self, columns: dict[str, pa.Array]) -> None:
+        if set(columns) != set(self.schema.names):
+            raise ValueError(f"columns {sorted(columns)} are not the contract's {self.schema.names}")
         table = pa.table(columns, schema=self.schema)
         self.writer.write_table(table)
         self.rows += table.num_rows
@@ -332,16 +374,14 @@ class _CsvTable:
         self.file.close()
 
 
-def _schema(table: str, overrides: dict[str, pa.DataType] | None = None) -> pa.Schema:
+def _schema(table: str) -> pa.Schema:
+    """Column names and order straight from the contract; writing a column it lacks fails."""
     kinds = {"text": pa.string(), "integer": pa.int64(), "number": pa.float64(), "date": pa.date32()}
-    overrides = overrides or {}
-    return pa.schema([(c.name, overrides.get(c.name, kinds[c.kind])) for c in C.COLUMNS[table]])
+    return pa.schema([(c.name, kinds[c.kind]) for c in C.COLUMNS[table]])
 
 
 def _write_small(path: Path, table: str, rows: dict[str, list]) -> None:
     """A small table (sites, contracts) with RFC 4180 quoting only where a value needs it."""
-    import csv
-
     names = [c.name for c in C.COLUMNS[table]]
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
@@ -368,8 +408,8 @@ def _validate_config(config: SynthConfig) -> None:
         raise ValueError("bed_days_rr must be 0 when admissions_rr is 0 (no admissions, no bed days)")
     if not config.baseline_need_imbalance > -1:
         raise ValueError("baseline_need_imbalance must be > -1")
-    if not isinstance(config.extract_date, date):
-        raise ValueError("extract_date must be a datetime.date")
+    if not isinstance(config.extract_date, date) or isinstance(config.extract_date, datetime):
+        raise ValueError("extract_date must be a datetime.date (not a datetime)")
 
 
 def _config_dict(config: SynthConfig) -> dict:
@@ -449,7 +489,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
     cohort = rng.choice(len(C.COHORTS), size=n, p=COHORT_SHARE)
     age_normal = np.clip(np.rint(AGE_MEAN[cohort] + AGE_SD[cohort] * rng.standard_normal(n)), AGE_LO[cohort], AGE_HI[cohort])
     age_child = rng.integers(0, C.CHILD_AGE_LIMIT, size=n)
-    is_child = cohort == C.COHORTS.index("children_complex_needs")
+    is_child = cohort == CHILDREN
     age = np.where(is_child, age_child, age_normal).astype(np.int64)
     sex = (rng.random(n)[:, None] > np.cumsum(SEX_P, axis=1)[cohort][:, :-1]).sum(axis=1)
     latent = (
@@ -482,7 +522,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
         {
             "person_id": person_id,
             "site_code": _vocab(site_codes, site),
-            "group": _vocab(C.GROUPS, np.where(ipc, 0, 1)),
+            "group": _vocab(C.GROUPS, np.where(ipc, C.GROUPS.index("ipc"), C.GROUPS.index("comparison"))),
             "cohort": _vocab(C.COHORTS, cohort),
             "index_date": _dates(index),
             "age": pa.array(age),
@@ -544,7 +584,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
     cat_gam = rng.standard_gamma(2.0, size=(n_h, 4)) * (slot < n_cat[:, None])
     cat_share = cat_gam / cat_gam.sum(axis=1, keepdims=True)
     utilisation = rng.beta(*UTILISATION_BETA, size=n_h)
-    is_dp = management[holders] == C.MANAGEMENT.index("direct_payment")
+    is_dp = management[holders] == DIRECT_PAYMENT
 
     first_month = _month_of(p_start) + (_month_start(_month_of(p_start)) != p_start)
     limit = np.minimum(p_end, exit_day[p_person])  # exit_day is extract for those who stayed
@@ -696,7 +736,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
         {
             "person_id": person_id.take(pa.array(s_person)),
             "survey_date": _dates(np.where(s_follow, follow_day[s_person], index[s_person])),
-            "timepoint": _vocab(C.TIMEPOINTS, s_follow.astype(np.int64)),
+            "timepoint": _vocab(C.TIMEPOINTS, np.where(s_follow, FOLLOW_UP, BASELINE)),
             **{name: pa.array(v, mask=miss) for name, (v, miss) in values.items()},
         }
     )
@@ -710,7 +750,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
         r = _rng(cfg.seed, _S_CONTRACTS, s)
         k = int(r.integers(3, 7))
         cat = r.integers(0, len(CONTRACT_CATEGORIES), size=k)
-        nhs = r.random(k) < CONTRACT_NHS_P[cat]
+        nhs = r.random(k) < np.array([CONTRACT_NHS_P[CONTRACT_CATEGORIES[i]] for i in cat])
         value = np.maximum(site_money[s] * r.uniform(*CONTRACT_VALUE_SHARE, size=k), CONTRACT_MIN_VALUE)
         notice = r.integers(CONTRACT_NOTICE_MONTHS[0], CONTRACT_NOTICE_MONTHS[1] + 1, size=k)
         end = _month_start(extract_month + r.integers(*CONTRACT_END_MONTHS, size=k) + 1) - 1  # month end
@@ -718,7 +758,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
             contract_rows["site_code"].append(site_codes[s])
             contract_rows["contract_id"].append(f"{site_codes[s]}-BC{j + 1:02d}")
             contract_rows["category"].append(CONTRACT_CATEGORIES[cat[j]])
-            contract_rows["funder"].append("nhs" if nhs[j] else "social_care")
+            contract_rows["funder"].append(C.FUNDERS[CONTRACT_FUNDERS[int(nhs[j])]])
             contract_rows["annual_value"].append(int(np.round(value[j], -2)))  # whole hundreds of GBP
             contract_rows["notice_months"].append(int(notice[j]))
             contract_rows["end_date"].append(_iso(end[j]))
