@@ -192,6 +192,13 @@ def test_structure_missing_table_column_and_meta(dataset_copy):
     assert ("dataset.yaml", "extract_date") in found and ("dataset.yaml", "synthetic") in found
 
 
+def test_empty_tables_are_valid(dataset_copy):
+    # A site early in its roll-out may have no budgets or spend yet: header-only files are fine.
+    for table in ("budgets", "spend", "contracts"):
+        edit_csv(dataset_copy, table, lambda f: f.iloc[0:0])
+    assert errors(dataset_copy) == []
+
+
 def test_extra_columns_are_a_warning_not_an_error(dataset_copy):
     edit_csv(dataset_copy, "people", lambda f: f.assign(nhs_trust="RXX"))
     breaches = validate_dataset(dataset_copy)

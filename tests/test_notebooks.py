@@ -12,6 +12,8 @@ import pytest
 from ipcreport.build import KERNEL, OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
 from ipcreport.contract import METRIC_KEYS
 
+from conftest import edit_csv
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels")]
 
 
@@ -79,3 +81,18 @@ def test_overview_notebook_over_site_metrics(site_run, tmp_path):
     text = "".join(o.get("data", {}).get("text/markdown", "") + o.get("text", "") for o in outputs)
     assert f"({site})" in text and "1 sites" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
+
+
+def test_a_site_with_no_budgets_yet_still_gets_a_briefing(dataset_copy, tmp_path):
+    for table in ("budgets", "spend", "contracts"):
+        edit_csv(dataset_copy, table, lambda f: f.iloc[0:0])
+    papermill.execute_notebook(
+        str(SITE_NOTEBOOK), str(tmp_path / "executed.ipynb"), kernel_name=KERNEL, progress_bar=False,
+        cwd=str(SITE_NOTEBOOK.parent), parameters={"data_path": str(dataset_copy), "output_dir": str(tmp_path)},
+    )
+    metrics = json.loads(next(tmp_path.glob("*/metrics.json")).read_text())
+    assert metrics["budget_total"] == 0 and metrics["utilisation"] is None
+    assert any(n.startswith("utilisation: no budget period has completed") for n in metrics["notes"])
+    nb = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "No agreed budgets were live in the reporting year" in text

@@ -167,14 +167,18 @@ def outcome_table(results: SiteResults) -> pd.DataFrame:
 
 def key_messages(r: SiteResults) -> list[str]:
     """Plain-words headline sentences generated from the numbers."""
-    msgs = [
-        f"{money(r.budget['budget_total'])} of agreed budgets were live in the reporting year "
-        f"({r.window.start:%d %B %Y} to {r.window.end:%d %B %Y}); the median budget was "
-        f"{money(r.budget['budget_median'])} a year.",
-        f"{pct(r.funding_shares.get('nhs'))} of the money came from the NHS, "
-        f"{pct(r.funding_shares.get('social_care'))} from social care and "
-        f"{pct(r.funding_shares.get('education'))} from education.",
-    ]
+    if r.budget["budget_periods"] == 0:
+        msgs = [f"No agreed budgets were live in the reporting year ({r.window.start:%d %B %Y} to "
+                f"{r.window.end:%d %B %Y}): budget figures follow once budgets are agreed."]
+    else:
+        msgs = [
+            f"{money(r.budget['budget_total'])} of agreed budgets were live in the reporting year "
+            f"({r.window.start:%d %B %Y} to {r.window.end:%d %B %Y}); the median budget was "
+            f"{money(r.budget['budget_median'])} a year.",
+            f"{pct(r.funding_shares.get('nhs'))} of the money came from the NHS, "
+            f"{pct(r.funding_shares.get('social_care'))} from social care and "
+            f"{pct(r.funding_shares.get('education'))} from education.",
+        ]
     if r.utilisation is not None:
         msgs.append(f"Budget holders spent {pct(r.utilisation)} of their agreed budgets in periods "
                     "completed by the extract date.")

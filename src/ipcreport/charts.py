@@ -9,6 +9,9 @@ white.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
@@ -49,11 +52,28 @@ def gbp(value: float, _pos=None) -> str:
     return f"£{value:,.0f}"
 
 
+def _placeholder_when_empty(draw: Callable[..., plt.Figure]) -> Callable[..., plt.Figure]:
+    """A chart of nothing says so, instead of failing (a site early in its roll-out)."""
+
+    @functools.wraps(draw)
+    def wrapper(data, title: str, *args, **kwargs) -> plt.Figure:
+        if len(data) == 0:
+            fig, ax = _new(1.6)
+            ax.set_axis_off()
+            ax.set_title(title)
+            ax.text(0.5, 0.4, "No data for this chart yet", ha="center", va="center", color="#425563")
+            return fig
+        return draw(data, title, *args, **kwargs)
+
+    return wrapper
+
+
 def _new(height: float = 3.6) -> tuple[plt.Figure, plt.Axes]:
     apply_house_style()
     return plt.subplots(figsize=(FIG_WIDTH, height), layout="constrained")
 
 
+@_placeholder_when_empty
 def bar(values: pd.Series, title: str, xlabel: str, money: bool = False, percent: bool = False) -> plt.Figure:
     """Horizontal bars, one per category, largest at the top."""
     fig, ax = _new(0.8 + 0.4 * len(values))
@@ -68,6 +88,7 @@ def bar(values: pd.Series, title: str, xlabel: str, money: bool = False, percent
     return fig
 
 
+@_placeholder_when_empty
 def budget_distribution(table: pd.DataFrame, title: str) -> plt.Figure:
     """Median, inter-quartile range and 90th percentile of budgets by cohort, log scale.
 
@@ -87,7 +108,8 @@ def budget_distribution(table: pd.DataFrame, title: str) -> plt.Figure:
     return fig
 
 
-def monthly_lines(frame: pd.DataFrame, column: str, title: str, ylabel: str, money: bool = False) -> plt.Figure:
+@_placeholder_when_empty
+def monthly_lines(frame: pd.DataFrame, title: str, column: str, ylabel: str, money: bool = False) -> plt.Figure:
     fig, ax = _new(3.2)
     ax.plot(frame.index, frame[column], color=NHS_BLUE, marker="o", markersize=3)
     locator = mdates.AutoDateLocator(maxticks=8)
@@ -100,6 +122,7 @@ def monthly_lines(frame: pd.DataFrame, column: str, title: str, ylabel: str, mon
     return fig
 
 
+@_placeholder_when_empty
 def interval_plot(rows: pd.DataFrame, title: str, xlabel: str, null: float, log: bool = False) -> plt.Figure:
     """Point estimates with 95% intervals (a forest plot); ``rows`` has value, low, high."""
     fig, ax = _new(0.9 + 0.5 * len(rows))
@@ -118,6 +141,7 @@ def interval_plot(rows: pd.DataFrame, title: str, xlabel: str, null: float, log:
     return fig
 
 
+@_placeholder_when_empty
 def histogram(values: np.ndarray, title: str, xlabel: str, marker: float, marker_label: str) -> plt.Figure:
     fig, ax = _new(3.2)
     ax.hist(values, bins=60, color=NHS_BLUE, alpha=0.8)

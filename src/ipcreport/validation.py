@@ -274,6 +274,13 @@ def _funding_gap(t: dict[str, pd.DataFrame]) -> pd.Series:
     return b[list(C.FUNDING_COLUMNS)].sum(axis=1, min_count=1) - b["agreed_budget"]
 
 
+def _funding_shown(t: dict[str, pd.DataFrame]) -> pd.Series:
+    b = t["budgets"]
+    funded = b[list(C.FUNDING_COLUMNS)].sum(axis=1)
+    text = [f"agreed {a:,.2f} vs funded {f:,.2f}" for a, f in zip(b["agreed_budget"], funded)]
+    return pd.Series(text, index=b.index, dtype=object)
+
+
 def _overlapping_periods(t: dict[str, pd.DataFrame], _) -> pd.Series:
     b = t["budgets"].dropna(subset=["person_id", "period_start", "period_end"])
     b = b.sort_values(["person_id", "period_start"])
@@ -339,8 +346,7 @@ CROSS_RULES: tuple[CrossRule, ...] = (
               f"funded_nhs + funded_social_care + funded_education must equal agreed_budget "
               f"within GBP {C.FUNDING_TOLERANCE_GBP:g}",
               lambda t, _: _funding_gap(t).abs() > C.FUNDING_TOLERANCE_GBP,
-              shown=lambda t: t["budgets"]["agreed_budget"].map("agreed {:,.2f}".format) + " vs funded "
-              + t["budgets"][list(C.FUNDING_COLUMNS)].sum(axis=1).map("{:,.2f}".format)),
+              shown=_funding_shown),
     CrossRule("spend", "person_id", "must be a person_id listed in people", _unknown_person("spend")),
     CrossRule("spend", "person_id", "must be a person with group ipc", _not_ipc_person("spend")),
     CrossRule("spend", "month", "must be the first day of a month", lambda t, _: t["spend"]["month"].dt.day != 1),

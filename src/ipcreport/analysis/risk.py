@@ -38,7 +38,8 @@ def double_running(contracts: pd.DataFrame, spend: pd.DataFrame, extract_date: p
     budget_rate = recent.groupby("category")["amount"].sum().clip(lower=0) * (1 + growth)
     c = contracts.copy()
     share = c["annual_value"] / c.groupby("category")["annual_value"].transform("sum")
-    c["budget_spend_per_month"] = c["category"].map(budget_rate).fillna(0.0) * share / 12
+    rate = c["category"].map(lambda category: float(budget_rate.get(category, 0.0))).astype(float)
+    c["budget_spend_per_month"] = rate * share / 12
     c["contract_per_month"] = c["annual_value"] / 12
     months_to_end = ((c["end_date"] - extract_date).dt.days / 30.4375).clip(lower=0)
     c["months_paid_twice"] = np.minimum(np.minimum(c["notice_months"], months_to_end), horizon_months)
