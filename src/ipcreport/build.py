@@ -21,7 +21,9 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -91,6 +93,21 @@ class NotebookJob:
     cell_timeout: int
 
 
+@contextmanager
+def _stderr_into(stream) -> Iterator[None]:
+    """Point file descriptor 2 at ``stream`` so a kernel started inside inherits it: kernel
+    warnings and crashes land in the site's own log instead of the build's console."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(stream.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run_notebook_job(job: NotebookJob) -> StageResult:
     """Execute with papermill, then render; never raises (a failure is a result)."""
     import papermill  # imported in the worker: keeps the parent light and start-up fast
@@ -102,7 +119,7 @@ def run_notebook_job(job: NotebookJob) -> StageResult:
     log = work / "execution.log"
     started = time.perf_counter()
     try:
-        with log.open("w", encoding="utf-8") as stream:
+        with log.open("w", encoding="utf-8") as stream, _stderr_into(stream):
             papermill.execute_notebook(
                 job.notebook, executed, parameters=job.parameters, kernel_name=KERNEL,
                 cwd=str(Path(job.notebook).parent), progress_bar=False, log_output=True,
