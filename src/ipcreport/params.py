@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from .render import FORMATS
+
 # Notebook parameter -> (section in the YAML, key, default). Defaults match the notebook's
 # parameters cell and are documented in params/demo.yaml.
 NOTEBOOK_PARAMETERS: dict[str, tuple[str | None, str, Any]] = {
@@ -21,10 +23,11 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str | None, str, Any]] = {
     "enrolment_growth_sd": ("risk", "enrolment_growth_sd", 0.05),
     "simulation_draws": ("risk", "simulation_draws", 10_000),
     "seed": ("risk", "seed", 2015),
+    "horizon_months": ("risk", "horizon_months", 24),
+    "fast_rollout_months": ("risk", "fast_rollout_months", 6),
     "suppress_threshold": ("disclosure", "suppress_threshold", 7),
     "rounding": ("disclosure", "rounding", 5),
 }
-FORMATS = ("html", "pdf", "docx")
 TOP_LEVEL = {"run", "formats", "sites", "cell_timeout_seconds"} | {
     section or key for section, key, _ in NOTEBOOK_PARAMETERS.values()
 }

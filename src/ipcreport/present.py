@@ -19,6 +19,11 @@ def md(text: str) -> None:
     display(Markdown(text))
 
 
+def bullets(lines: list[str]) -> None:
+    """A Markdown bullet list on stdout, for cells with ``#| output: asis``."""
+    print("\n".join(f"- {line}" for line in lines) + "\n")
+
+
 def figure(fig: plt.Figure) -> None:
     """Show a figure once (the cell's fig-cap and fig-alt options caption it) and free it."""
     display(fig)
@@ -53,6 +58,7 @@ def interval(value: float | None, low: float | None, high: float | None, fmt: st
 def table(frame: pd.DataFrame, caption: str, index_label: str | None = None) -> None:
     """A pipe table with a caption; the index becomes the first column with readable labels."""
     shown = frame.copy()
+    shown.columns = [label(c) for c in shown.columns]
     if index_label is not None:
         shown.index = [label(i) for i in shown.index]
         shown.index.name = index_label

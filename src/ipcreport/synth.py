@@ -41,7 +41,7 @@ import yaml
 
 from . import contract as C
 
-__all__ = ["SynthConfig", "synthesise", "SITE_AREAS"]
+__all__ = ["SynthConfig", "synthesise", "generate_tables", "SITE_AREAS"]
 
 
 @dataclass(frozen=True)
@@ -419,6 +419,90 @@ def _config_dict(config: SynthConfig) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# where the tables go: CSV files in a folder (synthesise) or frames in memory (generate_tables).
+# Both receive exactly the same draws, so the frames equal what loading the files would give.
+
+
+class _FolderSink:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def table(self, name: str) -> _CsvTable:
+        return _CsvTable(self.folder / f"{name}.csv", _schema(name))
+
+    def small(self, name: str, rows: dict[str, list]) -> None:
+        _write_small(self.folder / f"{name}.csv", name, rows)
+
+
+class _MemoryTable:
+    """The in-memory twin of :class:`_CsvTable`: same checks, keeps Arrow tables."""
+
+    def __init__(self, schema: pa.Schema):
+        self.schema = schema
+        self.parts: list[pa.Table] = []
+        self.rows = 0
+
+    def write(self, columns: dict[str, pa.Array]) -> None:
+        if set(columns) != set(self.schema.names):
+            raise ValueError(f"columns {sorted(columns)} are not the contract's {self.schema.names}")
+        table = pa.table(columns, schema=self.schema)
+        self.parts.append(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        pass
+
+    def arrow(self) -> pa.Table:
+        return pa.concat_tables(self.parts) if self.parts else self.schema.empty_table()
+
+
+class _MemorySink:
+    def __init__(self):
+        self.big: dict[str, _MemoryTable] = {}
+        self.rows: dict[str, dict[str, list]] = {}
+
+    def table(self, name: str) -> _MemoryTable:
+        self.big[name] = _MemoryTable(_schema(name))
+        return self.big[name]
+
+    def small(self, name: str, rows: dict[str, list]) -> None:
+        self.rows[name] = rows
+
+    def frames(self) -> dict:
+        """Typed frames as the dataset loader returns them (contract kinds -> pandas dtypes)."""
+        import pandas as pd
+
+        dtypes = {"text": "string", "integer": "Int64", "number": "float64", "date": "datetime64[ns]"}
+        out = {}
+        for name in C.TABLES:
+            if name in self.big:
+                frame = self.big[name].arrow().to_pandas()
+            else:
+                frame = pd.DataFrame({c.name: self.rows[name][c.name] for c in C.COLUMNS[name]})
+            for col in C.COLUMNS[name]:
+                if col.kind == "date":
+                    frame[col.name] = pd.to_datetime(frame[col.name]).astype("datetime64[ns]")
+                else:
+                    frame[col.name] = frame[col.name].astype(dtypes[col.kind])
+            out[name] = frame
+        return out
+
+
+def generate_tables(config: SynthConfig) -> tuple[dict, dict]:
+    """The dataset :func:`synthesise` would write for ``config``, in memory, without any file.
+
+    Returns ``(tables, truth)``: the seven contract tables as typed frames (the dtypes
+    :func:`ipcreport.dataset.load_dataset` gives) and the truth dict (as in truth.json). The
+    draws are the same as :func:`synthesise`'s, so the values are too. For simulation studies
+    that need many replicates quickly (benchmarks/validity.py).
+    """
+    _validate_config(config)
+    sink = _MemorySink()
+    truth, _ = _generate(sink, config)
+    return sink.frames(), json.loads(json.dumps(truth, allow_nan=False))
+
+
+# ---------------------------------------------------------------------------------------------
 # the generator
 
 
@@ -441,7 +525,12 @@ def synthesise(out_dir: Path, config: SynthConfig, *, overwrite: bool = False) -
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset folder is not
     try:
-        truth = _generate(tmp, config)
+        truth, meta = _generate(_FolderSink(tmp), config)
+        with open(tmp / "dataset.yaml", "w", encoding="utf-8") as handle:
+            yaml.safe_dump(meta, handle, sort_keys=False, allow_unicode=True, width=100)
+        with open(tmp / "truth.json", "w", encoding="utf-8") as handle:
+            json.dump(truth, handle, indent=2, allow_nan=False)
+            handle.write("\n")
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
             os.rmdir(old)
@@ -456,7 +545,8 @@ def synthesise(out_dir: Path, config: SynthConfig, *, overwrite: bool = False) -
     return truth
 
 
-def _generate(folder: Path, cfg: SynthConfig) -> dict:
+def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict, dict]:
+    """Draw every table into ``sink``; return (truth, dataset.yaml contents)."""
     extract = _day(cfg.extract_date)
     n_sites, n = cfg.sites, cfg.people
 
@@ -469,8 +559,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
     site_pop = np.array([a[3] for a in areas], dtype=np.float64)
     site_imd = np.array([a[4] for a in areas], dtype=np.float64)
     per_site = _allocate(n, site_pop, MIN_PEOPLE_PER_SITE)
-    _write_small(
-        folder / "sites.csv",
+    sink.small(
         "sites",
         {
             "site_code": [a[0] for a in areas],
@@ -517,7 +606,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
         "P", pc.utf8_lpad(pa.array(np.arange(1, n + 1)).cast(pa.string()), width, "0"), ""
     )
     site_codes = tuple(a[0] for a in areas)
-    people_table = _CsvTable(folder / "people.csv", _schema("people"))
+    people_table = sink.table("people")
     people_table.write(
         {
             "person_id": person_id,
@@ -556,7 +645,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
     funded = np.floor(p_agreed[:, None] * p_share).astype(np.int64)
     remainder = p_agreed - funded.sum(axis=1)  # pennies; goes to the largest component
     funded[np.arange(len(p_agreed)), np.argmax(p_share, axis=1)] += remainder
-    budgets_table = _CsvTable(folder / "budgets.csv", _schema("budgets"))
+    budgets_table = sink.table("budgets")
     budgets_table.write(
         {
             "person_id": person_id.take(pa.array(p_person)),
@@ -595,7 +684,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
     p_spend_gross = np.zeros(len(p_person), dtype=np.int64)
     p_refunded = np.zeros(len(p_person), dtype=bool)
 
-    spend_table = _CsvTable(folder / "spend.csv", _schema("spend"))
+    spend_table = sink.table("spend")
     period_of_holder_start = np.cumsum(n_periods) - n_periods
     for lo in range(0, n_h, SPEND_CHUNK_HOLDERS):
         hi = min(lo + SPEND_CHUNK_HOLDERS, n_h)
@@ -649,7 +738,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
     emerg_beds = np.zeros((2, 2), dtype=np.int64)
     person_years = np.zeros((2, 2))
     all_counts = np.zeros(n_types, dtype=np.int64)
-    events_table = _CsvTable(folder / "events.csv", _schema("events"))
+    events_table = sink.table("events")
     for lo in range(0, n, EVENTS_CHUNK_PEOPLE):
         hi = min(lo + EVENTS_CHUNK_PEOPLE, n)
         m = hi - lo
@@ -731,7 +820,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
         if name == "ghq12":
             miss |= too_young[s_person]
         values[name] = (v, miss)
-    surveys_table = _CsvTable(folder / "surveys.csv", _schema("surveys"))
+    surveys_table = sink.table("surveys")
     surveys_table.write(
         {
             "person_id": person_id.take(pa.array(s_person)),
@@ -762,7 +851,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
             contract_rows["annual_value"].append(int(np.round(value[j], -2)))  # whole hundreds of GBP
             contract_rows["notice_months"].append(int(notice[j]))
             contract_rows["end_date"].append(_iso(end[j]))
-    _write_small(folder / "contracts.csv", "contracts", contract_rows)
+    sink.small("contracts", contract_rows)
 
     # ---- truth -------------------------------------------------------------------------------
     def rate(count, years):
@@ -940,12 +1029,7 @@ def _generate(folder: Path, cfg: SynthConfig) -> dict:
         "source": "ipcreport synth",
         "config": _config_dict(cfg),
     }
-    with open(folder / "dataset.yaml", "w", encoding="utf-8") as handle:
-        yaml.safe_dump(meta, handle, sort_keys=False, allow_unicode=True, width=100)
-    with open(folder / "truth.json", "w", encoding="utf-8") as handle:
-        json.dump(truth, handle, indent=2, allow_nan=False)
-        handle.write("\n")
-    return truth
+    return truth, meta
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,285 @@
+"""Validity study: do the outcome estimators recover the effects the synthetic generator put in?
+
+For each scenario, many synthetic datasets are drawn in memory (``ipcreport.synth.generate_tables``,
+the same draws ``synthesise`` writes) and the headline estimators of
+``ipcreport.analysis.outcomes`` are run on each exactly as a site briefing runs them
+(``headline_estimates``). Per scenario and estimate we report the truth (read from the
+generator's truth dict), the mean estimate, bias and the coverage of the 95% intervals.
+
+Bias: for rate ratios on the log scale, reported as a relative bias of the geometric mean,
+exp(mean(log IRR)) / truth - 1; for ASCOT and EQ-5D differences, absolute (mean - truth).
+Targets: coverage 93-97%, |relative bias| <= 5% for ratios, |bias| <= 0.005 for differences.
+
+Usage::
+
+    python benchmarks/validity.py --replicates 200 --people 4000 --seed 20240 --out docs/validity.md
+
+Runs on ``--workers`` processes (default 2) and prints timings.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # one BLAS thread per worker process
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import math  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ipcreport.analysis import outcomes as O  # noqa: E402
+from ipcreport.synth import SynthConfig, generate_tables  # noqa: E402
+
+# The four scenarios of the brief. Effects not named keep the value given here explicitly so
+# a change of SynthConfig's defaults cannot silently change a scenario.
+NULL = dict(admissions_rr=1.0, bed_days_rr=1.0, ascot_gain=0.0, eq5d_gain=0.0, baseline_need_imbalance=0.0)
+SCENARIOS: dict[str, dict] = {
+    "no_effect": dict(NULL),
+    "admissions_rr_0.8": {**NULL, "admissions_rr": 0.8, "bed_days_rr": 0.8},
+    "ascot_gain_0.04": {**NULL, "ascot_gain": 0.04},
+    "need_imbalance_0.3": {**NULL, "baseline_need_imbalance": 0.3, "admissions_rr": 0.85, "bed_days_rr": 0.75,
+                           "ascot_gain": 0.04, "eq5d_gain": 0.02},
+}
+# Scenarios where the propensity-weighted estimates are reported beside the crude ones.
+WEIGHTED_IN = ("need_imbalance_0.3",)
+
+ESTIMATES = ("admissions", "bed_days", "ascot", "eq5d")
+RATIOS = ("admissions", "bed_days", "ae_attendances")
+RATIO_BIAS_TOLERANCE = 0.05  # relative, on the geometric mean
+DIFF_BIAS_TOLERANCE = 0.005  # absolute, ASCOT and EQ-5D points
+COVERAGE_RANGE = (0.93, 0.97)
+
+
+def truth_of(truth: dict, estimate: str) -> float:
+    """The true value of an estimate, from the generator's truth dict."""
+    e = truth["effects"]
+    base = estimate.removesuffix("_weighted")
+    if base == "admissions":
+        return float(e["admissions_rr"])
+    if base == "bed_days":
+        return float(e["bed_days_rr"])
+    if base == "ascot":
+        return float(e["ascot_gain"])
+    if base == "eq5d":
+        return float(e["eq5d_gain"])
+    if base == "ae_attendances":
+        # The generator multiplies every non-emergency rate after index by secular_trend in
+        # both groups (truth.json "notes"), so the DiD ratio for A&E is 1 by construction.
+        return 1.0
+    raise KeyError(estimate)
+
+
+def replicate(task: tuple[str, int, int, int, bool]) -> list[dict]:
+    """One synthetic dataset, all estimates. The unit of work a worker runs."""
+    scenario, rep, people, seed, extra = task
+    config = SynthConfig(sites=3, people=people, seed=seed, **SCENARIOS[scenario])
+    tables, truth = generate_tables(config)
+    p, ev, sv = tables["people"], tables["events"], tables["surveys"]
+    extract = pd.Timestamp(config.extract_date)
+    keys = ESTIMATES + (("ae_attendances",) if extra else ())
+    found = dict(O.headline_estimates(p, ev, sv, extract, outcomes=keys))
+    if scenario in WEIGHTED_IN:
+        weights = O.propensity_weights(O.person_covariates(p, ev, sv))
+        if weights is not None:
+            weighted = O.headline_estimates(p, ev, sv, extract, weights=weights)
+            found.update({f"{k}_weighted": v for k, v in weighted.items()})
+    rows = []
+    for key, est in found.items():
+        rows.append({"scenario": scenario, "replicate": rep, "seed": seed, "estimate": key,
+                     "truth": truth_of(truth, key), "value": est.value, "low": est.low, "high": est.high,
+                     "n": est.n, "reason": est.reason})
+    return rows
+
+
+def tasks(scenarios: list[str], replicates: int, people: int, seed: int, extra: bool) -> list[tuple]:
+    # Replicate r of every scenario uses seed + r: common random numbers, so scenarios differ
+    # only by their effects.
+    return [(s, r, people, seed + r, extra) for s in scenarios for r in range(replicates)]
+
+
+def run(scenarios: list[str], replicates: int, people: int, seed: int, workers: int = 2,
+        extra: bool = True) -> pd.DataFrame:
+    """Every replicate's estimates (one row per scenario x replicate x estimate)."""
+    work = tasks(scenarios, replicates, people, seed, extra)
+    if workers <= 1:
+        results = map(replicate, work)
+        rows = [row for chunk in results for row in chunk]
+    else:
+        ctx = mp.get_context("spawn" if sys.platform == "win32" else "fork")
+        with ctx.Pool(workers) as pool:
+            rows = [row for chunk in pool.imap_unordered(replicate, work, chunksize=4) for row in chunk]
+    out = pd.DataFrame(rows)
+    return out.sort_values(["scenario", "estimate", "replicate"]).reset_index(drop=True)
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario x estimate: truth, mean estimate, bias, coverage, Monte Carlo error, verdict."""
+    out = []
+    for (scenario, estimate), g in rows.groupby(["scenario", "estimate"], sort=False):
+        truth = float(g["truth"].iloc[0])
+        ok = g[g["value"].notna()]
+        r = len(ok)
+        base = estimate.removesuffix("_weighted")
+        ratio = base in RATIOS
+        row = {"scenario": scenario, "estimate": estimate, "truth": truth, "replicates": len(g), "estimated": r}
+        if r == 0:
+            out.append(row)
+            continue
+        v, lo, hi = (ok[c].to_numpy(dtype=float) for c in ("value", "low", "high"))
+        covered = (lo <= truth) & (truth <= hi)
+        cov = float(covered.mean())
+        if ratio:
+            logs = np.log(v)
+            mean_est = float(np.exp(logs.mean()))
+            bias = mean_est / truth - 1
+            emp_sd = float(logs.std(ddof=1))
+            model_se = float(np.mean((np.log(hi) - np.log(lo)) / (2 * O.Z95)))
+            bias_ok = abs(bias) <= RATIO_BIAS_TOLERANCE
+        else:
+            mean_est = float(v.mean())
+            bias = mean_est - truth
+            emp_sd = float(v.std(ddof=1))
+            model_se = float(np.mean((hi - lo) / (2 * O.Z95)))
+            bias_ok = abs(bias) <= DIFF_BIAS_TOLERANCE
+        row.update({
+            "bias_scale": "relative (log)" if ratio else "absolute",
+            "mean_estimate": mean_est,
+            "bias": float(bias),
+            "bias_mc_se": float(emp_sd / math.sqrt(r) * (mean_est / truth if ratio else 1.0)),
+            "coverage": cov,
+            "coverage_mc_se": float(math.sqrt(max(cov * (1 - cov), 1e-12) / r)),
+            "empirical_sd": emp_sd,
+            "mean_model_se": model_se,
+            "below": float((hi < truth).mean()),
+            "above": float((lo > truth).mean()),
+            "bias_ok": bool(bias_ok),
+            "coverage_ok": bool(COVERAGE_RANGE[0] <= cov <= COVERAGE_RANGE[1]),
+        })
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+SCENARIO_TEXT = {
+    "no_effect": "admissions_rr 1, bed_days_rr 1, ascot_gain 0, eq5d_gain 0",
+    "admissions_rr_0.8": "admissions_rr 0.8, bed_days_rr 0.8 (same length of stay), no quality-of-life effect",
+    "ascot_gain_0.04": "ascot_gain 0.04, no other effect",
+    "need_imbalance_0.3": "baseline_need_imbalance 0.3 (budget holders' need x1.3), admissions_rr 0.85, "
+                          "bed_days_rr 0.75, ascot_gain 0.04, eq5d_gain 0.02",
+}
+ESTIMATE_TEXT = {
+    "admissions": "Emergency admissions IRR",
+    "bed_days": "Emergency bed-days IRR",
+    "ae_attendances": "A&E attendances IRR (extra check)",
+    "ascot": "ASCOT adjusted difference",
+    "eq5d": "EQ-5D adjusted difference",
+}
+
+
+def _fmt(x: float, ratio: bool) -> str:
+    return f"{x:.4f}" if ratio else f"{x:+.4f}"
+
+
+def markdown(summary: pd.DataFrame, meta: dict) -> str:
+    lines = [
+        "# Validity of the outcome estimators",
+        "",
+        "Generated by `benchmarks/validity.py`; do not edit by hand. Each replicate is a synthetic dataset "
+        "drawn with `ipcreport.synth.generate_tables` (the draws `synthesise` writes) and analysed with "
+        "`ipcreport.analysis.outcomes.headline_estimates`, the code path the site briefing uses. The truth "
+        "is read from the generator's truth dict (`effects`).",
+        "",
+        f"- Command: `{meta['command']}`",
+        f"- Date: {meta['date']}; Python {meta['python']}; {meta['workers']} worker processes",
+        f"- Replicates per scenario: {meta['replicates']}; people per replicate: {meta['people']:,} "
+        f"(3 sites, about half budget holders); seeds {meta['seed']} to {meta['seed'] + meta['replicates'] - 1} "
+        "(replicate r of every scenario uses seed + r)",
+        f"- Wall time: {meta['seconds']:.0f} s ({meta['per_replicate']:.2f} s per replicate per worker)",
+        "",
+        "Bias: rate ratios on the log scale, shown as the relative bias of the geometric mean "
+        "(exp(mean log IRR) / truth - 1); quality-of-life differences absolute (mean - truth). Coverage: share "
+        "of replicates whose 95% interval contains the truth. Targets: coverage 93% to 97%; |bias| at most 5% "
+        "(ratios) or 0.005 points (ASCOT, EQ-5D). MC SE: Monte Carlo standard error of the coverage "
+        "(with 200 replicates about 1.5 percentage points, so a correct 95% interval lands outside 93-97% "
+        "about one time in five by chance). Emp. SD / model SE: spread of the estimates across replicates "
+        "against the mean standard error the intervals were built from (log scale for ratios); near 1 means "
+        "the intervals have the right width.",
+        "",
+        "Scenarios:",
+        "",
+    ]
+    for s in summary["scenario"].unique():
+        lines.append(f"- **{s}**: {SCENARIO_TEXT.get(s, s)}")
+    lines += [
+        "",
+        "| Scenario | Estimate | Truth | Mean estimate | Bias | Coverage (MC SE) | Emp. SD / model SE | "
+        "Replicates | Meets targets |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for _, r in summary.iterrows():
+        base = r["estimate"].removesuffix("_weighted")
+        ratio = base in RATIOS
+        name = ESTIMATE_TEXT.get(base, base) + (", propensity-weighted" if r["estimate"].endswith("_weighted") else "")
+        if pd.isna(r.get("coverage")):
+            lines.append(f"| {r['scenario']} | {name} | {_fmt(r['truth'], ratio)} | no estimate | | | | "
+                         f"0 of {r['replicates']} | no |")
+            continue
+        bias = f"{r['bias']:+.2%}" if ratio else f"{r['bias']:+.4f}"
+        verdict = "yes" if r["bias_ok"] and r["coverage_ok"] else (
+            "bias" if not r["bias_ok"] and r["coverage_ok"] else "coverage" if r["bias_ok"] else "bias, coverage")
+        lines.append(
+            f"| {r['scenario']} | {name} | {_fmt(r['truth'], ratio)} | {_fmt(r['mean_estimate'], ratio)} | {bias} | "
+            f"{r['coverage']:.1%} ({r['coverage_mc_se']:.1%}) | {r['empirical_sd'] / r['mean_model_se']:.2f} | "
+            f"{r['estimated']} of {r['replicates']} | {verdict} |")
+    lines += ["", meta.get("notes", ""), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--people", type=int, default=4000)
+    parser.add_argument("--seed", type=int, default=20240)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scenarios", nargs="*", default=list(SCENARIOS), choices=list(SCENARIOS))
+    parser.add_argument("--out", type=Path, default=None, help="markdown file for the table (e.g. docs/validity.md)")
+    parser.add_argument("--rows", type=Path, default=None, help="optional CSV of every replicate's estimates")
+    parser.add_argument("--notes", type=Path, default=None, help="optional markdown appended below the table")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    rows = run(args.scenarios, args.replicates, args.people, args.seed, args.workers)
+    seconds = time.perf_counter() - start
+    n_rep = args.replicates * len(args.scenarios)
+    print(f"{n_rep} replicates of {args.people:,} people in {seconds:.1f} s on {args.workers} workers "
+          f"({seconds * args.workers / n_rep:.2f} s per replicate per worker)")
+    summary = summarise(rows)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(summary[["scenario", "estimate", "truth", "mean_estimate", "bias", "coverage", "coverage_mc_se",
+                       "empirical_sd", "mean_model_se", "below", "above", "bias_ok", "coverage_ok"]]
+              .round(4).to_string(index=False))
+    if args.rows:
+        rows.to_csv(args.rows, index=False)
+    if args.out:
+        command = "python benchmarks/validity.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        meta = {"command": command.strip(), "date": dt.date.today().isoformat(), "python": platform.python_version(),
+                "workers": args.workers, "replicates": args.replicates, "people": args.people, "seed": args.seed,
+                "seconds": seconds, "per_replicate": seconds * args.workers / n_rep,
+                "notes": args.notes.read_text(encoding="utf-8") if args.notes else ""}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(markdown(summary, meta), encoding="utf-8")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

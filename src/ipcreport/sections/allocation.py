@@ -1,0 +1,228 @@
+"""Who holds budgets and how, what budgets buy, whether they follow need and are used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .. import contract as C
+from .. import disclosure
+from ..analysis import allocation as A
+from ..charts import label
+from ..dataset import SiteData
+from ..present import money, pct
+from ..results import Metrics
+
+
+@dataclass
+class Allocation:
+    window: A.Window
+    people_by_group: pd.Series
+    people_by_cohort: pd.Series
+    people_by_management: pd.Series
+    money_by_cohort: pd.DataFrame
+    money_by_management: pd.DataFrame
+    funding_shares: pd.Series
+    funding_by_cohort: pd.DataFrame
+    budget: dict
+    budget_by_cohort: pd.DataFrame
+    calibration: A.Calibration
+    equity: A.Equity
+    per_period: pd.DataFrame
+    use: A.Use
+    spend_by_category: pd.Series
+    spend_mix: pd.DataFrame
+    monthly: pd.DataFrame
+    new_need: pd.DataFrame
+
+
+def compute(data: SiteData, window: A.Window, metrics: Metrics) -> Allocation:
+    people, budgets, spend = data["people"], data["budgets"], data["spend"]
+    by_group = people["group"].value_counts().reindex(list(C.GROUPS), fill_value=0)
+    metrics.update({"people_ipc": int(by_group["ipc"]), "people_comparison": int(by_group["comparison"])})
+    shares = A.management_shares(people)
+    metrics.update({f"share_{m}": shares[m] for m in C.MANAGEMENT})
+
+    budget = A.budget_summary(budgets, window)
+    metrics.update({k: budget[k] for k in ("budget_total", "budget_mean", "budget_median")})
+    funding = A.funding_shares(budgets, window)
+    metrics.update({f"share_funded_{f}": funding[f] for f in C.FUNDERS})
+
+    calibration = A.ras_calibration(budgets)
+    metrics.record("ras_agreed_ratio_median", calibration.median_ratio)
+    metrics.update({"ras_share_within_10pct": calibration.share_within_10pct, "ras_slope": calibration.slope,
+                    "ras_slope_low": calibration.slope_low, "ras_slope_high": calibration.slope_high})
+    equity = A.equity_model(budgets, people, window)
+    metrics.record("equity_fairness_p_value", equity.fairness_p_value)
+
+    per_period = A.utilisation(budgets, spend, data.extract_date)
+    use = A.budget_use(per_period, people)
+    if use.utilisation is None:
+        metrics.missing("utilisation", "no budget period has completed by the extract date")
+    metrics.update({"utilisation": use.utilisation, "utilisation_median_person": use.median_person,
+                    "share_periods_under_70pct": use.share_under_70, "share_periods_over_100pct": use.share_over_100,
+                    "direct_payment_unspent": use.direct_payment_unspent})
+
+    new_need = A.new_need(people, budgets, window)
+    metrics.record("new_need_cost", float(new_need["agreed"].sum()))
+    return Allocation(
+        window=window,
+        people_by_group=by_group,
+        people_by_cohort=A.people_by(people, "cohort", C.COHORTS),
+        people_by_management=A.people_by(people, "management", C.MANAGEMENT),
+        money_by_cohort=A.money_by(budgets, people, window, "cohort", C.COHORTS),
+        money_by_management=A.money_by(budgets, people, window, "management", C.MANAGEMENT),
+        funding_shares=funding,
+        funding_by_cohort=A.money_by_funder_and_cohort(budgets, people, window),
+        budget=budget,
+        budget_by_cohort=A.budget_distribution(budgets, people, window),
+        calibration=calibration,
+        equity=equity,
+        per_period=per_period,
+        use=use,
+        spend_by_category=A.spend_by_category(spend, window),
+        spend_mix=A.spend_mix_by_cohort(spend, people, window),
+        monthly=A.monthly_series(people, spend),
+        new_need=new_need,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# publishable tables: disclosure control applied, numbers formatted
+
+
+def money_table(money_by: pd.DataFrame, policy: disclosure.Policy) -> pd.DataFrame:
+    """Budget holders and money by group; money of a suppressed group is hidden with it."""
+    hidden = disclosure.suppression_mask(money_by["people"], policy)
+    out = pd.DataFrame({
+        "Budget holders": disclosure.publish_counts(money_by["people"], policy),
+        "Agreed budgets": money_by["money"].map(money),
+        "Share of money": money_by["share_of_money"].map(pct),
+    }, index=money_by.index)
+    out.loc[hidden.to_numpy(), ["Agreed budgets", "Share of money"]] = disclosure.SUPPRESSED
+    total = money_by["money"].sum()
+    out.loc["total"] = [disclosure.publish_total(money_by["people"], policy), money(total), pct(1.0 if total else None)]
+    return out
+
+
+def funding_table(a: Allocation) -> pd.DataFrame:
+    f = a.funding_by_cohort
+    shares = f.div(f.sum(axis=1).where(lambda s: s != 0), axis=0)
+    return pd.DataFrame({label(funder): shares[funder].map(pct) for funder in f.columns}, index=f.index)
+
+
+def budget_size_table(a: Allocation, policy: disclosure.Policy) -> pd.DataFrame:
+    t = a.budget_by_cohort
+    out = pd.DataFrame({
+        "Budgets": disclosure.publish_counts(t["periods"], policy, with_total=False),
+        "Median": t["median"].map(money),
+        "Inter-quartile range": [f"{money(lo)} to {money(hi)}" for lo, hi in zip(t["q1"], t["q3"])],
+        "90th percentile": t["p90"].map(money),
+    }, index=t.index)
+    # Summaries of a handful of budgets come close to describing one person's: hide them.
+    small = ~t["periods"].map(lambda n: disclosure.enough(n, policy)).astype(bool)
+    out.loc[small.to_numpy(), ["Median", "Inter-quartile range", "90th percentile"]] = disclosure.SUPPRESSED
+    return out
+
+
+def calibration_table(a: Allocation) -> pd.DataFrame:
+    c = a.calibration
+    slope = ("not estimated" if c.slope is None
+             else f"{c.slope:.2f} (95% CI {c.slope_low:.2f} to {c.slope_high:.2f})")
+    return pd.DataFrame({"Value": {
+        "Median agreed / indicative budget": "not available" if c.median_ratio is None else f"{c.median_ratio:.2f}",
+        "Budgets agreed within 10% of the indicative budget": pct(c.share_within_10pct),
+        "Elasticity of agreed to indicative budget": slope,
+    }})
+
+
+def equity_table(a: Allocation) -> pd.DataFrame:
+    t = a.equity.terms
+    if t.empty:
+        return pd.DataFrame({"Difference at equal need": [a.equity.reason or "not estimated"]}, index=["Model"])
+    return pd.DataFrame({
+        "Compared with": t["reference"].map(label).to_numpy(),
+        "Difference at equal need": [f"{d:+.1%}" for d in t["pct_difference"]],
+        "95% interval": [f"{lo:+.1%} to {hi:+.1%}" for lo, hi in zip(t["low"], t["high"])],
+    }, index=[f"{term}: {label(level)}" for term, level in zip(t["term"], t["level"])])
+
+
+def use_table(a: Allocation, policy: disclosure.Policy) -> pd.DataFrame:
+    d = a.use.distribution
+    return pd.DataFrame({"Budget periods": disclosure.publish_counts(d, policy)}, index=d.index)
+
+
+def spend_mix_table(a: Allocation) -> pd.DataFrame:
+    mix = a.spend_mix
+    return pd.DataFrame({label(cat): mix[cat].map(pct) for cat in mix.columns}, index=mix.index).T
+
+
+def new_need_table(a: Allocation, policy: disclosure.Policy) -> pd.DataFrame:
+    n = a.new_need
+    hidden = disclosure.suppression_mask(n["people"], policy, with_total=False)
+    out = pd.DataFrame({"People": disclosure.publish_counts(n["people"], policy, with_total=False),
+                        "Agreed budgets": n["agreed"].map(money)}, index=n.index)
+    out.loc[hidden.to_numpy(), "Agreed budgets"] = disclosure.SUPPRESSED
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# key messages
+
+
+def holders_messages(a: Allocation) -> list[str]:
+    if a.budget["budget_periods"] == 0:
+        return [f"No agreed budgets were live in the reporting year ({a.window.start:%d %B %Y} to "
+                f"{a.window.end:%d %B %Y}): budget figures follow once budgets are agreed."]
+    largest = a.money_by_cohort["money"].idxmax()
+    return [
+        f"{money(a.budget['budget_total'])} of agreed budgets were live in the reporting year "
+        f"({a.window.start:%d %B %Y} to {a.window.end:%d %B %Y}); the median budget was "
+        f"{money(a.budget['budget_median'])} a year.",
+        f"{label(largest)} took the largest share of the money "
+        f"({pct(a.money_by_cohort.loc[largest, 'share_of_money'])}).",
+        f"{pct(a.funding_shares.get('nhs'))} of the money came from the NHS, "
+        f"{pct(a.funding_shares.get('social_care'))} from social care and "
+        f"{pct(a.funding_shares.get('education'))} from education.",
+    ]
+
+
+def need_messages(a: Allocation) -> list[str]:
+    msgs = []
+    c = a.calibration
+    if c.slope is not None:
+        follows = ("in proportion to" if c.slope_low <= 1 <= c.slope_high
+                   else "less than in proportion to" if c.slope_high < 1 else "more than in proportion to")
+        msgs.append(f"Agreed budgets follow the resource allocation system {follows} the indicative budget "
+                    f"(elasticity {c.slope:.2f}, 95% CI {c.slope_low:.2f} to {c.slope_high:.2f}); "
+                    f"{pct(c.share_within_10pct)} were agreed within 10% of it.")
+    e = a.equity
+    if e.fairness_p_value is not None:
+        t = e.terms
+        fair = t[t["term"] != "Cohort"]
+        clear = fair[(fair["low"] > 0) | (fair["high"] < 0)]
+        if e.fairness_p_value >= 0.05:
+            msgs.append(f"At the same assessed need, age, sex and deprivation together do not explain budgets "
+                        f"(joint test p = {e.fairness_p_value:.2f}); budgets follow need.")
+        else:
+            detail = "; ".join(f"{row.term.lower()} {label(row.level)}: {row.pct_difference:+.0%} "
+                               f"(95% CI {row.low:+.0%} to {row.high:+.0%})" for row in clear.itertuples())
+            msgs.append(f"At the same assessed need, budgets differ by more than chance by age, sex or deprivation "
+                        f"(joint test p = {e.fairness_p_value:.3f}): {detail or 'no single group stands out'}. "
+                        "Worth a look at how plans are agreed.")
+    elif e.reason:
+        msgs.append(f"The fairness model was not run: {e.reason}.")
+    return msgs
+
+
+def use_messages(a: Allocation) -> list[str]:
+    u = a.use
+    if u.utilisation is None:
+        return ["No budget period has completed yet, so use of budgets cannot be measured."]
+    return [
+        f"Budget holders spent {pct(u.utilisation)} of the money agreed in periods completed by the extract date; "
+        f"{pct(u.share_under_70)} of budgets were less than 70% used and {pct(u.share_over_100)} overspent.",
+        f"{money(u.direct_payment_unspent)} of direct-payment money was agreed but not spent in completed "
+        "periods: money that could be recovered.",
+    ]
