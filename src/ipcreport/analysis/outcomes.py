@@ -203,8 +203,9 @@ def did_rate_ratio(panel: pd.DataFrame, weights: pd.Series | None = None, covari
     """Incidence rate ratio of the ipc x after interaction: Poisson GLM, log-exposure offset,
     person-clustered robust errors, Wald 95% interval on the log scale.
 
-    ``weights``: optional person weights (a Series indexed by person_id, e.g. from
-    :func:`propensity_weights`). ``covariates``: optional panel columns entered with their
+    ``weights``: optional person weights: a :class:`PropensityModel` (the interval then allows
+    for the propensity model's estimation) or a Series indexed by person_id (taken as known).
+    ``covariates``: optional panel columns entered with their
     interaction with ``after`` (regression adjustment for covariate-dependent trends).
     """
     n_ipc, n_comp = _group_sizes(panel)
@@ -225,11 +226,9 @@ def did_rate_ratio(panel: pd.DataFrame, weights: pd.Series | None = None, covari
         extra = (extra - extra.mean(axis=0)) / extra.std(axis=0)
         x += [extra, extra * after[:, None]]
     X = np.column_stack(x)
-    kwargs = {}
+    kwargs, person = {}, None
     if weights is not None:
-        w = panel["person_id"].map(weights).to_numpy(dtype=float)
-        if np.isnan(w).any():
-            raise ValueError("weights must cover every person in the panel")
+        w, person = _person_weights(panel, weights)
         kwargs["var_weights"] = w
     groups = pd.factorize(panel["person_id"])[0]
     try:
@@ -244,6 +243,10 @@ def did_rate_ratio(panel: pd.DataFrame, weights: pd.Series | None = None, covari
     except (np.linalg.LinAlgError, ValueError) as err:  # pragma: no cover - degenerate data
         return _none(n, f"the model could not be fitted ({err})")
     beta, se = float(fit.params[3]), float(fit.bse[3])
+    if person is not None:
+        mu = np.asarray(fit.mu, dtype=float)
+        y = panel["events"].to_numpy(dtype=float)
+        se = float(np.sqrt(_stacked_variance(weights, person, X, kwargs["var_weights"], y - mu, mu)[3, 3]))
     if not np.isfinite(beta) or not np.isfinite(se) or se == 0:
         return _none(n, "the model did not give a finite estimate")
     return Estimate(float(np.exp(beta)), float(np.exp(beta - Z95 * se)), float(np.exp(beta + Z95 * se)), n=n)
@@ -337,7 +340,8 @@ def ancova_difference(panel: pd.DataFrame, covariates: list[str] | None = None, 
                       weights: pd.Series | None = None, min_people: int = MIN_PEOPLE_PER_GROUP) -> Estimate:
     """Adjusted difference in follow-up (ipc minus comparison) given baseline and covariates.
 
-    OLS (WLS with ``weights``, a Series indexed by person_id) with HC3 errors. ``adjust=False``
+    OLS with HC3 errors; with ``weights`` (a :class:`PropensityModel` or a Series indexed by
+    person_id) weighted least squares, errors as in :func:`did_rate_ratio`. ``adjust=False``
     gives the crude ANCOVA (baseline and group only); by default the covariates are age,
     need_score and cohort (those present in the panel).
     """
@@ -352,10 +356,14 @@ def ancova_difference(panel: pd.DataFrame, covariates: list[str] | None = None, 
     y = panel["follow_up"].to_numpy(dtype=float)
     if weights is None:
         fit = sm.OLS(y, X).fit(cov_type="HC3")
+        b, se = float(fit.params[1]), float(fit.bse[1])
     else:
-        w = panel["person_id"].map(weights).to_numpy(dtype=float)
+        w, person = _person_weights(panel, weights)
         fit = sm.WLS(y, X, weights=w).fit(cov_type="HC3")
-    b, se = float(fit.params[1]), float(fit.bse[1])
+        b, se = float(fit.params[1]), float(fit.bse[1])
+        if person is not None:
+            resid = y - X @ np.asarray(fit.params)
+            se = float(np.sqrt(_stacked_variance(weights, person, X, w, resid, np.ones(len(y)))[1, 1]))
     if not np.isfinite(se):
         return _none(n, "the model did not give a finite estimate")
     return Estimate(b, b - Z95 * se, b + Z95 * se, n=n)
@@ -538,31 +546,122 @@ PROPENSITY_COVARIATES = ["age", "log_need", "log_prior_cost", "imd_decile", "bas
                          "baseline_ascot", "baseline_eq5d", "cohort"]
 
 
-def propensity_weights(covariates: pd.DataFrame, clip: tuple[float, float] = PROPENSITY_CLIP) -> pd.Series | None:
-    """ATT weights indexed by person_id: 1 for budget holders, e/(1-e) for comparison people,
-    e the propensity from a logit of group on age, log need, log prior cost, IMD decile,
-    baseline admissions, baseline ASCOT and EQ-5D (missing -> mean plus a missing indicator) and
-    cohort. Comparison weights are scaled to sum to the number of comparison people. None when
-    the model cannot be fitted (too few people, separation)."""
-    c = covariates.copy()
-    c["log_need"] = np.log1p(c["need_score"].astype(float))
-    c["log_prior_cost"] = np.log1p(c["prior_service_cost"].astype(float))
-    X, _ = _design(c, [v for v in PROPENSITY_COVARIATES if v in c.columns])
+@dataclass(frozen=True)
+class PropensityModel:
+    """A fitted logit propensity model and the ATT weights it gives.
+
+    Budget holders weigh 1, comparison people e/(1-e) (the odds of holding a budget), so the
+    weighted comparison group resembles the budget holders on the model's covariates. Passed as
+    ``weights`` to :func:`did_rate_ratio` or :func:`ancova_difference`, the interval also
+    accounts for the propensity model having been estimated (a stacked M-estimation sandwich:
+    the logit's score equations beside the outcome model's); a plain Series of weights is
+    treated as known.
+    """
+
+    person_id: np.ndarray
+    ipc: np.ndarray  # bool
+    z: np.ndarray  # design, intercept first (standardised covariates)
+    e_fit: np.ndarray  # fitted propensity (unclipped)
+    clip: tuple[float, float]
+
+    @property
+    def e(self) -> np.ndarray:
+        return np.clip(self.e_fit, *self.clip)
+
+    @property
+    def weights(self) -> pd.Series:
+        e = self.e
+        return pd.Series(np.where(self.ipc, 1.0, e / (1 - e)), index=self.person_id, name="weight")
+
+    def weight_gradient(self) -> np.ndarray:
+        """d weight / d logit coefficients, one row per person (0 for budget holders and where
+        the propensity was clipped)."""
+        w = self.weights.to_numpy()
+        active = ~self.ipc & (self.e_fit > self.clip[0]) & (self.e_fit < self.clip[1])
+        return self.z * (w * active)[:, None]
+
+    def scores(self) -> np.ndarray:
+        return self.z * (self.ipc.astype(float) - self.e_fit)[:, None]
+
+    def information(self) -> np.ndarray:
+        v = self.e_fit * (1 - self.e_fit)
+        return (self.z * v[:, None]).T @ self.z
+
+
+def propensity_model(covariates: pd.DataFrame, clip: tuple[float, float] = PROPENSITY_CLIP
+                     ) -> PropensityModel | None:
+    """Logit of group on age, log need, log prior cost, IMD decile, baseline admissions rate,
+    baseline ASCOT and EQ-5D (missing -> mean plus a missing indicator) and cohort, fitted with
+    statsmodels on :func:`person_covariates`' frame. None when there are too few people or the
+    model cannot be fitted (separation)."""
+    c = covariates.reset_index(drop=True).copy()
     n_ipc, n_comp = int(c["ipc"].sum()), int((1 - c["ipc"]).sum())
     if min(n_ipc, n_comp) < MIN_PEOPLE_PER_GROUP:
         return None
+    c["log_need"] = np.log1p(c["need_score"].astype(float))
+    c["log_prior_cost"] = np.log1p(c["prior_service_cost"].astype(float))
+    X, _ = _design(c, [v for v in PROPENSITY_COVARIATES if v in c.columns])
     sd = X.std(axis=0)
     X = (X[:, sd > 0] - X[:, sd > 0].mean(axis=0)) / sd[sd > 0]
-    X = np.column_stack([np.ones(len(c)), X])
+    Z = np.column_stack([np.ones(len(c)), X])
+    d = c["ipc"].to_numpy(dtype=float)
     try:
-        fit = sm.Logit(c["ipc"].to_numpy(dtype=float), X).fit(disp=0, maxiter=200, method="newton")
-    except Exception:  # noqa: BLE001 - perfect separation, singular matrix: no weights
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = sm.Logit(d, Z).fit(disp=0, maxiter=200, method="newton")
+    except Exception:  # noqa: BLE001 - perfect separation, singular matrix: no model
         return None
-    e = np.clip(np.asarray(fit.predict(X)), *clip)
-    ipc = c["ipc"].to_numpy() == 1
-    w = np.where(ipc, 1.0, e / (1 - e))
-    w[~ipc] *= (~ipc).sum() / w[~ipc].sum()
-    return pd.Series(w, index=c["person_id"].to_numpy(), name="weight")
+    e = np.asarray(fit.predict(Z), dtype=float)
+    if not np.isfinite(e).all():
+        return None
+    return PropensityModel(c["person_id"].to_numpy(), d == 1, Z, e, clip)
+
+
+def propensity_weights(covariates: pd.DataFrame, clip: tuple[float, float] = PROPENSITY_CLIP) -> pd.Series | None:
+    """ATT weights indexed by person_id (see :class:`PropensityModel`), or None."""
+    model = propensity_model(covariates, clip)
+    return None if model is None else model.weights
+
+
+def _stacked_variance(model: PropensityModel, person: np.ndarray, X: np.ndarray, w: np.ndarray,
+                      resid: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """Covariance of an inverse-probability-weighted GLM's coefficients that accounts for the
+    estimated propensity model (Lunceford & Davidian 2004; Wooldridge 2010, 12.4).
+
+    Per person i the estimating functions are U_i = sum_t w_i x_it r_it (outcome model, r the
+    response residual) and S_i = z_i (d_i - e_i) (logit). With A = -E[d(U,S)/d(beta,gamma)]:
+    A_bb = sum w slope x x' (slope = mu for Poisson, 1 for least squares), A_bg = -sum_i
+    (sum_t x_it r_it) (dw_i/dgamma)', A_gg = the logit information, A_gb = 0; B = sum_i
+    (U_i,S_i)(U_i,S_i)'. V = A^-1 B A^-T, with a G/(G-1) small-sample factor.
+    """
+    n, k = len(model.person_id), X.shape[1]
+    q = model.z.shape[1]
+    U = np.zeros((n, k))
+    H = np.zeros((n, k))
+    np.add.at(U, person, X * (w * resid)[:, None])
+    np.add.at(H, person, X * resid[:, None])
+    a_bb = (X * (w * slope)[:, None]).T @ X
+    a_bg = -H.T @ model.weight_gradient()
+    A = np.block([[a_bb, a_bg], [np.zeros((q, k)), model.information()]])
+    psi = np.column_stack([U, model.scores()])
+    A_inv = np.linalg.inv(A)
+    V = A_inv @ (psi.T @ psi) @ A_inv.T
+    return V[:k, :k] * n / (n - 1)
+
+
+def _person_weights(panel: pd.DataFrame, weights) -> tuple[np.ndarray, np.ndarray | None]:
+    """Row weights for a panel, and (with a PropensityModel) each row's position in the model."""
+    if isinstance(weights, PropensityModel):
+        pos = pd.Series(np.arange(len(weights.person_id)), index=weights.person_id)
+        person = panel["person_id"].map(pos).to_numpy()
+        if pd.isna(person).any():
+            raise ValueError("the propensity model must cover every person in the panel")
+        person = person.astype(int)
+        return weights.weights.to_numpy()[person], person
+    w = panel["person_id"].map(weights).to_numpy(dtype=float)
+    if np.isnan(w).any():
+        raise ValueError("weights must cover every person in the panel")
+    return w, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -584,7 +683,7 @@ class OutcomeResults:
     quality_of_life: pd.DataFrame
     completeness: pd.DataFrame
     missingness: MissingnessTest
-    weights: pd.Series | None = None
+    weights: "PropensityModel | None" = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -614,12 +713,12 @@ def analyse_outcomes(people: pd.DataFrame, events: pd.DataFrame, surveys: pd.Dat
     imbalanced = balance.loc[balance["smd"].abs() > SMD_THRESHOLD, "covariate"].tolist()
     adjusted, weights, notes = {}, None, []
     if imbalanced:
-        weights = propensity_weights(cov)
+        weights = propensity_model(cov)
         if weights is None:
             notes.append("The groups differ at baseline but a propensity model could not be fitted, so no "
                          "adjusted estimates are shown.")
         else:
-            balance = standardised_differences(cov, weights)
+            balance = standardised_differences(cov, weights.weights)
             adjusted = headline_estimates(people, events, surveys, extract_date, weights=weights, outcomes=keys)
     completeness = follow_up_completeness(people, surveys, extract_date)
     return OutcomeResults(

@@ -91,9 +91,11 @@ def double_running_projection(contracts: pd.DataFrame, monthly_budget_spend: pd.
     level = np.concatenate([np.ones(1), plan])  # level[m] for m = 0..horizon
     displaced = base[:, None] * level[None, 1:]  # (contracts, months)
     notice = np.rint(c["notice_months"].to_numpy(float) * notice_scale).astype(int)
-    # Money displaced by month m - notice has had its reduction take effect by month m.
+    # Money moving during month k (and today's money, as if moving in month 1) has notice served
+    # at the start of that month; the reduction takes effect ``notice`` months later, so by month
+    # m the money displaced up to month m - notice has been released.
     released_at = months[None, :] - notice[:, None]
-    released = np.where(released_at >= 0, base[:, None] * level[np.clip(released_at, 0, horizon)], 0.0)
+    released = np.where(released_at >= 1, base[:, None] * level[np.clip(released_at, 0, horizon)], 0.0)
     monthly_value = c["annual_value"].to_numpy(float)[:, None] / 12
     paid_twice = np.minimum(displaced, monthly_value) - np.minimum(released, monthly_value)
     months_to_end = ((c["end_date"] - extract_date).dt.days / MONTH_DAYS).to_numpy(float)
