@@ -132,16 +132,17 @@ def xmr_chart(spc_frame: pd.DataFrame, title: str, ylabel: str, money: bool = Fa
         ax.yaxis.set_major_formatter(FuncFormatter(gbp))
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False,
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), frameon=False,
                fontsize="small")
     return fig
 
 
 @_placeholder_when_empty
 def funnel_plot(funnel_frame: pd.DataFrame, limits_grid: pd.DataFrame, title: str, xlabel: str, ylabel: str,
-                percent: bool = False) -> plt.Figure:
+                percent: bool = False, max_labels: int = 12) -> plt.Figure:
     """A funnel plot from :func:`ipcreport.analysis.funnel.funnel`: the target, 95% (dashed)
-    and 99.8% (solid) limits, and each unit, labelled when outside the 95% limits."""
+    and 99.8% (solid) limits, and each unit, named when outside the 95% limits (the
+    ``max_labels`` furthest out, by z-score, when more are outside)."""
     units, grid = funnel_frame, limits_grid
     fig, ax = _new(4.0)
     ax.plot(grid["denominator"], grid["target"], color=DARK, linewidth=1.2)
@@ -159,7 +160,10 @@ def funnel_plot(funnel_frame: pd.DataFrame, limits_grid: pd.DataFrame, title: st
                        edgecolors=DARK, linewidths=0.5, zorder=3)
             handles.append(Line2D([], [], color=colour, marker=marker, linestyle="none", label=text,
                                   markeredgecolor=DARK))
-    for row in units[group != "within"].itertuples(index=False):
+    outside = units[group != "within"]
+    if "z" in outside and len(outside) > max_labels:
+        outside = outside.loc[outside["z"].abs().sort_values(ascending=False).index[:max_labels]]
+    for row in outside.itertuples(index=False):
         ax.annotate(str(row.unit), (row.denominator, row.value), xytext=(4, 4), textcoords="offset points",
                     fontsize="x-small", color=DARK)
     values = np.concatenate([units["value"].to_numpy(dtype=float), grid[["lower_998", "upper_998"]].to_numpy().ravel()])

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from . import disclosure
 from .analysis import allocation as A
 from .analysis import risk as R
 from .dataset import SiteData
 from .present import money, pct, probability
 from .results import Metrics
-from .sections import allocation, outcomes, risk
+from .sections import allocation, outcomes, quality, risk
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def analyse_site(data: SiteData, settings: Settings = Settings()) -> SiteResults
     alloc = allocation.compute(data, window, metrics)
     outs = outcomes.compute(data, metrics)
     risks = risk.compute(data, alloc, settings.risk, metrics)
-    for warning in data.warnings:
+    for warning in quality.published_warnings(data.warnings, disclosure.DEFAULT):
         metrics.note(f"data warning: {warning}")
     return SiteResults(
         site=site, window=window, allocation=alloc, outcomes=outs, risk=risks,
@@ -83,7 +84,7 @@ def headline_table(r: SiteResults) -> pd.DataFrame:
     return pd.DataFrame({"Value": rows})
 
 
-def provenance_table(r: SiteResults, data: SiteData) -> pd.DataFrame:
+def provenance_table(r: SiteResults, data: SiteData, params_file: str | None, run_date: str) -> pd.DataFrame:
     return pd.DataFrame({"Value": {
         "Site": f"{r.site['site_name']} ({data.site_code})",
         "Dataset": data.dataset,
@@ -91,4 +92,45 @@ def provenance_table(r: SiteResults, data: SiteData) -> pd.DataFrame:
         "Synthetic data": "yes" if data.synthetic else "no",
         "Data hash (SHA-256, first 12)": data.data_sha256[:12],
         "Package version": r.metrics.values["package_version"],
+        "Parameters file": params_file or "defaults (no parameters file)",
+        "Run date": run_date,
     }})
+
+
+def definitions(settings: Settings, policy: disclosure.Policy) -> dict[str, str]:
+    """Every term and method the briefing uses: its methods section and its downloads' sheet."""
+    k = settings.risk
+    return {
+        "Reporting year": f"The {settings.reporting_months} months ending on the dataset's extract date.",
+        "Budget holder": "A person with a personal (IPC) budget; the comparison group are similar people without one.",
+        "Budgets": "Agreed budgets of budget periods (years of care) overlapping the reporting year.",
+        "Indicative budget": "The budget the resource allocation system (RAS) gives for the assessed need.",
+        "Utilisation": "Spend, net of refunds, over agreed budget for budget periods completed by the extract date.",
+        "Calibration": "Log agreed budget regressed on log indicative budget (least squares, robust HC3 errors); "
+                       "an elasticity of 1 means agreed budgets scale with the RAS.",
+        "Fairness": "Each holder's log agreed budget regressed on log need score, cohort, age band, sex and "
+                    "deprivation quintile (robust errors); groups of fewer than 20 people are pooled; a joint "
+                    "F-test asks whether age, sex and deprivation matter at equal need. Cohort differences are "
+                    "part of how the RAS sets budgets.",
+        "Rate ratio": "From a Poisson model of events with person-years at risk as exposure and person-clustered "
+                      "robust errors: the budget holders' change from the 12 months before to the 12 months after "
+                      "their start, over the comparison group's change (difference in differences).",
+        "Quality-of-life difference": "Follow-up score regressed on baseline score, group, cohort, age and need "
+                                      "score (robust HC3 errors): the adjusted difference, budget holders minus "
+                                      "comparison.",
+        "New need": "Agreed budgets of people whose health and care services cost nothing in the 12 months "
+                    "before they started: new cost, not moved cost.",
+        "Double running": "Budget spend in a category displaces block-contract spend in the same category; notice "
+                          "to reduce a contract is served as money moves and takes effect after the contract's "
+                          "notice period; until then, and never past the contract's end, the money is paid twice. "
+                          f"Budget holders grow {k.enrolment_growth:.0%} a year: phased over {k.horizon_months} "
+                          f"months, or fast within {k.fast_rollout_months}.",
+        "Overspend": f"{k.draws:,} simulated years (seed {k.seed}): enrolment pace around the plan (standard "
+                     f"deviation {k.enrolment_growth_sd:.0%}), mean budget and utilisation around the site's "
+                     "completed periods with their standard errors, plus the spread of a sum of individual spends. "
+                     "The pooled budget funds the planned number of holders at today's mean budget.",
+        "Disclosure control": f"Counts of people from 1 to {policy.threshold} are hidden ({disclosure.SUPPRESSED}) "
+                              f"and others rounded to the nearest {policy.rounding}; where a hidden count could be "
+                              "worked out from a total, more cells are hidden; means, rates and shares of groups "
+                              "that small are not shown.",
+    }

@@ -52,6 +52,7 @@ class StageResult:
     status: str = "pending"  # ok | failed
     error: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)  # format -> path relative to the report
+    downloads: list[str] = field(default_factory=list)  # CSV and Excel files, relative to the report
     work_dir: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -88,6 +89,7 @@ class NotebookJob:
     publish_dir: str
     publish_prefix: str  # the outputs' folder relative to the report root
     stem: str
+    subtitle: str
     formats: tuple[str, ...]
     watermark: str | None
     cell_timeout: int
@@ -127,11 +129,13 @@ def run_notebook_job(job: NotebookJob) -> StageResult:
             )
         result.timings["execute_seconds"] = round(time.perf_counter() - started, 2)
         rendered_at = time.perf_counter()
-        request = RenderRequest(executed, Path(job.publish_dir), job.stem, job.title,
+        request = RenderRequest(executed, Path(job.publish_dir), job.stem, job.title, subtitle=job.subtitle,
                                 watermark=job.watermark, formats=job.formats)
         outputs = default_renderer().render(request)
         result.timings["render_seconds"] = round(time.perf_counter() - rendered_at, 2)
         result.outputs = {fmt: f"{job.publish_prefix}/{path.name}" for fmt, path in outputs.items()}
+        result.downloads = publish_downloads(work / "downloads", Path(job.publish_dir) / "downloads",
+                                             job.publish_prefix, job.title)
         result.status = "ok"
     except Exception as err:  # noqa: BLE001 - any failure of one site is reported, not raised
         result.status = "failed"
@@ -140,9 +144,26 @@ def run_notebook_job(job: NotebookJob) -> StageResult:
     return result
 
 
+def publish_downloads(source: Path, target: Path, prefix: str, title: str) -> list[str]:
+    """Copy a notebook's downloads (already disclosure-controlled) into the published folder,
+    with a small page listing them; returns their paths relative to the report."""
+    if not source.is_dir():
+        return []
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    files = sorted(p.name for p in target.iterdir() if p.suffix in (".csv", ".xlsx"))
+    items = "\n".join(f'<li><a href="{html.escape(name)}">{html.escape(name)}</a></li>' for name in files)
+    page = (f'<!DOCTYPE html>\n<html lang="en-GB">\n<head><meta charset="utf-8"><title>Downloads: '
+            f'{html.escape(title)}</title></head>\n<body><main>\n<h1>Downloads: {html.escape(title)}</h1>\n'
+            f"<p>The data behind every table and chart of the briefing. Counts of people are rounded and "
+            f"small counts hidden, as in the briefing.</p>\n<ul>\n{items}\n</ul>\n</main></body>\n</html>\n")
+    (target / "index.html").write_text(page, encoding="utf-8")
+    return [f"{prefix}/downloads/{name}" for name in files]
+
+
 def plan_site_jobs(dataset: Dataset, params: RunParams, partitions: dict[str, Path], work: Path,
-                   publish: Path) -> list[NotebookJob]:
+                   publish: Path, run_date: str) -> list[NotebookJob]:
     sites = dataset.tables["sites"].set_index("site_code")
+    subtitle = f"Quarterly briefing on data to {dataset.meta.extract_date:%d %B %Y}"
     jobs = []
     for code, folder in partitions.items():
         name = sites.loc[code, "site_name"]
@@ -151,11 +172,12 @@ def plan_site_jobs(dataset: Dataset, params: RunParams, partitions: dict[str, Pa
             title=f"{name}: personal budgets briefing",
             notebook=str(SITE_NOTEBOOK),
             parameters={"site_code": code, "data_path": str(folder), "output_dir": str(work / "sites"),
-                        **params.for_site(code)},
+                        "params_file": params.source, "run_date": run_date, **params.for_site(code)},
             work_dir=str(work / "sites" / code),
             publish_dir=str(publish / "sites" / code),
             publish_prefix=f"sites/{code}",
             stem="briefing",
+            subtitle=subtitle,
             formats=params.formats,
             watermark=SYNTHETIC_MARK if dataset.meta.synthetic else None,
             cell_timeout=params.cell_timeout_seconds,
@@ -180,7 +202,8 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
     publish.mkdir(parents=True)
     partitions = partition_by_site(dataset, work / "data")
 
-    site_jobs = plan_site_jobs(dataset, params, partitions, work, publish)
+    run_date = datetime.now(timezone.utc).date().isoformat()
+    site_jobs = plan_site_jobs(dataset, params, partitions, work, publish, run_date)
     workers = max(1, min(jobs or os.cpu_count() or 1, len(site_jobs)))
     progress(f"Building {len(site_jobs)} site(s) with {workers} worker(s) from {dataset.path}")
     results: list[StageResult] = []
@@ -193,10 +216,12 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
     overview = run_notebook_job(NotebookJob(
         key="overview", title="Personal budgets: national overview", notebook=str(OVERVIEW_NOTEBOOK),
         parameters={"metrics_dir": str(work / "sites"), "sites": [r.key for r in results if r.ok],
+                    "output_dir": str(work / "overview"), "params_file": params.source, "run_date": run_date,
+                    "link_sites": True,
                     "suppress_threshold": params.settings["suppress_threshold"],
                     "rounding": params.settings["rounding"]},
         work_dir=str(work / "overview"), publish_dir=str(publish / "overview"), publish_prefix="overview",
-        stem="overview", formats=params.formats,
+        stem="overview", subtitle=f"All sites, data to {dataset.meta.extract_date:%d %B %Y}", formats=params.formats,
         watermark=SYNTHETIC_MARK if dataset.meta.synthetic else None, cell_timeout=params.cell_timeout_seconds,
     ))
     progress(f"  overview: {overview.status}")
@@ -264,7 +289,12 @@ def write_index(publish: Path, dataset: Dataset, result: BuildResult, work: Path
     sites = dataset.tables["sites"].set_index("site_code")
 
     def links(r: StageResult) -> str:
-        return " · ".join(f'<a href="{html.escape(path)}">{FORMAT_LABELS[fmt]}</a>' for fmt, path in r.outputs.items())
+        formats = [f'<a href="{html.escape(path)}">{FORMAT_LABELS[fmt]}</a>' for fmt, path in r.outputs.items()]
+        if r.downloads:
+            folder = r.downloads[0].rsplit("/", 1)[0]
+            formats += [f'<a href="{html.escape(folder)}/tables.xlsx">Excel</a>',
+                        f'<a href="{html.escape(folder)}/index.html">CSV</a>']
+        return " · ".join(formats)
 
     rows = []
     for r in result.sites:

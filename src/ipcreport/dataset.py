@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -182,6 +182,18 @@ def site_tables(dataset: Dataset, site_code: str) -> dict[str, pd.DataFrame]:
     return {name: frame.reset_index(drop=True) for name, frame in out.items()}
 
 
+def site_warnings(dataset: Dataset, tables: dict[str, pd.DataFrame]) -> list[Breach]:
+    """The warnings that concern one site: dataset-wide ones about structure (extra columns),
+    and the row-level ones counted again on the site's own rows."""
+    structural = [w for w in dataset.warnings if not w.rows]
+    rows = check_cross_tables(tables, dataset.files, dataset.meta.extract_date)
+    return structural + [b for b in rows if b.severity == "warning"]
+
+
+def _breach_from_json(raw: dict) -> Breach:
+    return Breach(**{**raw, "rows": tuple(raw["rows"]), "values": tuple(raw["values"])})
+
+
 def partition_by_site(dataset: Dataset, out_dir: Path) -> dict[str, Path]:
     """Write ``out_dir/site=<code>/<table>.parquet`` plus site.json; returns code -> folder.
 
@@ -192,7 +204,8 @@ def partition_by_site(dataset: Dataset, out_dir: Path) -> dict[str, Path]:
     for code in dataset.site_codes:
         folder = out_dir / f"site={code}"
         folder.mkdir(parents=True, exist_ok=True)
-        for table, frame in site_tables(dataset, code).items():
+        tables = site_tables(dataset, code)
+        for table, frame in tables.items():
             frame.to_parquet(folder / f"{table}.parquet", index=False)
         meta = {
             "site_code": code,
@@ -200,7 +213,7 @@ def partition_by_site(dataset: Dataset, out_dir: Path) -> dict[str, Path]:
             "extract_date": dataset.meta.extract_date.date().isoformat(),
             "synthetic": dataset.meta.synthetic,
             "data_sha256": dataset.sha256,
-            "warnings": [str(w) for w in dataset.warnings],
+            "warnings": [asdict(w) for w in site_warnings(dataset, tables)],
         }
         (folder / SITE_META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         folders[code] = folder
@@ -217,7 +230,7 @@ class SiteData:
     extract_date: pd.Timestamp
     synthetic: bool
     data_sha256: str
-    warnings: list[str]
+    warnings: list[Breach]
 
     def __getitem__(self, table: str) -> pd.DataFrame:
         return self.tables[table]
@@ -234,7 +247,7 @@ def load_site(path: str | Path, site_code: str | None = None) -> SiteData:
     path = Path(path)
     if site_code is None and not (path / SITE_META_FILE).exists():
         dataset = load_dataset(path)
-        return _site_data(dataset, dataset.site_codes[0])
+        return site_data(dataset, dataset.site_codes[0])
     partition = path / SITE_META_FILE
     if not partition.exists() and (path / f"site={site_code}" / SITE_META_FILE).exists():
         path, partition = path / f"site={site_code}", path / f"site={site_code}" / SITE_META_FILE
@@ -244,12 +257,15 @@ def load_site(path: str | Path, site_code: str | None = None) -> SiteData:
             raise ValueError(f"{path} holds site {meta['site_code']}, not {site_code}")
         tables = {t: pd.read_parquet(path / f"{t}.parquet") for t in C.TABLES}
         return SiteData(meta["site_code"], tables, meta["dataset"], pd.Timestamp(meta["extract_date"]),
-                        meta["synthetic"], meta["data_sha256"], meta["warnings"])
-    return _site_data(load_dataset(path), site_code)
+                        meta["synthetic"], meta["data_sha256"],
+                        [_breach_from_json(w) for w in meta["warnings"]])
+    return site_data(load_dataset(path), site_code)
 
 
-def _site_data(dataset: Dataset, site_code: str) -> SiteData:
+def site_data(dataset: Dataset, site_code: str) -> SiteData:
+    """One site of a loaded dataset, as a notebook works on it."""
     if site_code not in dataset.site_codes:
         raise ValueError(f"site {site_code!r} is not in {dataset.path}: choose one of {', '.join(dataset.site_codes)}")
-    return SiteData(site_code, site_tables(dataset, site_code), dataset.meta.name, dataset.meta.extract_date,
-                    dataset.meta.synthetic, dataset.sha256, [str(w) for w in dataset.warnings])
+    tables = site_tables(dataset, site_code)
+    return SiteData(site_code, tables, dataset.meta.name, dataset.meta.extract_date,
+                    dataset.meta.synthetic, dataset.sha256, site_warnings(dataset, tables))

@@ -1,9 +1,14 @@
-"""Small-number suppression for everything published.
+"""Small-number suppression for everything published: the one place its rules live.
 
 NHS Digital practice (shared/domain.md): counts of people from 1 to 7 are suppressed and other
-counts rounded to the nearest 5; a hidden cell must not be recoverable from a total, so when a
-single cell of a set that is shown with its total is suppressed, the next smallest is too
-(secondary suppression). Means, rates and shares are not shown for groups below the threshold.
+counts rounded to the nearest 5. A hidden cell must not be recoverable from a total that is
+shown with it (secondary suppression): when a set of counts is published with its total, the
+hidden cells are at least two and add up to more than the threshold and to more than their
+number (otherwise their sum, total minus the visible cells, would give them away). Means, rates and
+shares are not shown for groups at or below the threshold.
+
+Every table, chart label and sentence in a briefing that shows a count of people goes through
+:func:`publish_counts`, :func:`publish_total` or :func:`safe_count`.
 """
 
 from __future__ import annotations
@@ -24,27 +29,55 @@ class Policy:
     def hidden(self, count: float) -> bool:
         return 0 < count <= self.threshold
 
+    def rounded(self, count: float) -> int:
+        return int(self.rounding * np.floor(count / self.rounding + 0.5))  # halves round up, as people expect
+
     def publish_count(self, count: float) -> str:
         """One count as published: suppressed, or rounded."""
         if pd.isna(count):
             return ""
         if self.hidden(count):
             return SUPPRESSED
-        return f"{int(self.rounding * round(count / self.rounding)):,}"
+        return f"{self.rounded(count):,}"
 
 
 DEFAULT = Policy()
 
 
+def _exposed(values: pd.Series, hidden: pd.Series, policy: Policy) -> bool:
+    """Whether someone holding the total could pin down a hidden cell: the total minus the
+    visible cells gives the hidden cells' sum, so it must not be a single cell, a small count,
+    or as small as the number of hidden cells (then every hidden cell would have to be 1)."""
+    k, total = int(hidden.sum()), float(values[hidden].sum())
+    return k > 0 and (k == 1 or total <= policy.threshold or total <= k)
+
+
 def suppression_mask(counts: pd.Series, policy: Policy = DEFAULT, with_total: bool = True) -> pd.Series:
-    """Which cells of a set of counts must be hidden, primary and (if a total is shown) secondary."""
-    hidden = counts.map(policy.hidden).astype(bool)
-    if with_total and hidden.sum() == 1 and len(counts) > 1:
-        # One hidden cell plus a total gives it away: also hide the smallest other non-zero cell.
-        others = counts[~hidden & (counts > 0)]
-        if not others.empty:
-            hidden[others.idxmin()] = True
+    """Which cells of a set of counts must be hidden: primary, and secondary if a total is shown.
+
+    Secondary suppression hides the smallest visible non-zero cells until no hidden cell can be
+    pinned down from the total. If no cell is left to hide, the total must be hidden too (see
+    :func:`total_hidden`).
+    """
+    values = counts.fillna(0).astype(float)
+    hidden = values.map(policy.hidden).astype(bool)
+    if not with_total:
+        return hidden
+    while _exposed(values, hidden, policy):
+        candidates = values[~hidden & (values > 0)]
+        if candidates.empty:
+            break
+        hidden[candidates.idxmin()] = True
     return hidden
+
+
+def total_hidden(counts: pd.Series, policy: Policy = DEFAULT) -> bool:
+    """Whether the total of a set of counts must itself be hidden: when it is small, or when
+    secondary suppression could not hide enough cells to protect the hidden ones."""
+    values = counts.fillna(0).astype(float)
+    if policy.hidden(values.sum()):
+        return True
+    return _exposed(values, suppression_mask(counts, policy), policy)
 
 
 def publish_counts(counts: pd.Series, policy: Policy = DEFAULT, with_total: bool = True) -> pd.Series:
@@ -56,7 +89,7 @@ def publish_counts(counts: pd.Series, policy: Policy = DEFAULT, with_total: bool
 
 
 def publish_total(counts: pd.Series, policy: Policy = DEFAULT) -> str:
-    return policy.publish_count(float(counts.sum()))
+    return SUPPRESSED if total_hidden(counts, policy) else policy.publish_count(float(counts.sum()))
 
 
 def safe_count(count: float, policy: Policy = DEFAULT) -> str:

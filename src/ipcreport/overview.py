@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .briefing import Settings, analyse_site
-from .dataset import load_dataset, site_tables, SiteData
+from .dataset import site_data, load_dataset
 from .results import METRICS_FILE, read_metrics
 
 
@@ -25,7 +25,5 @@ def metrics_from_dataset(data_path: str | Path, settings: Settings = Settings())
     dataset = load_dataset(data_path)
     rows = []
     for code in dataset.site_codes:
-        data = SiteData(code, site_tables(dataset, code), dataset.meta.name, dataset.meta.extract_date,
-                        dataset.meta.synthetic, dataset.sha256, [])
-        rows.append(analyse_site(data, settings).metrics.values)
+        rows.append(analyse_site(site_data(dataset, code), settings).metrics.values)
     return pd.DataFrame(rows)

@@ -7,6 +7,9 @@ Numbers in text are formatted here so every briefing words them the same way.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -55,14 +58,32 @@ def interval(value: float | None, low: float | None, high: float | None, fmt: st
     return f"{fmt.format(value)} (95% CI {fmt.format(low)} to {fmt.format(high)})"
 
 
-def table(frame: pd.DataFrame, caption: str, index_label: str | None = None) -> None:
-    """A pipe table with a caption; the index becomes the first column with readable labels."""
+# Every table this notebook run has published, in order, for the downloads (caption -> frame).
+PUBLISHED: dict[str, pd.DataFrame] = {}
+
+
+def _readable(frame: pd.DataFrame, index_label: str | None) -> pd.DataFrame:
     shown = frame.copy()
     shown.columns = [label(c) for c in shown.columns]
     if index_label is not None:
         shown.index = [label(i) for i in shown.index]
         shown.index.name = index_label
         shown = shown.reset_index()
+    return shown
+
+
+def download(frame: pd.DataFrame, caption: str, index_label: str | None = None) -> pd.DataFrame:
+    """Register a table for the downloads without showing it (the data behind a chart).
+    Only what may be published goes here: counts already disclosure-controlled."""
+    shown = _readable(frame, index_label)
+    PUBLISHED[caption] = shown
+    return shown
+
+
+def table(frame: pd.DataFrame, caption: str, index_label: str | None = None) -> None:
+    """A pipe table with a caption, also offered as a download; the index becomes the first
+    column with readable labels."""
+    shown = download(frame, caption, index_label)
     # Words left-aligned, figures right-aligned (a figure column is one whose cells start with a
     # digit, sign, currency or the suppression mark).
     figure_like = shown.astype(str).apply(lambda col: col.str.match(r"^(?:[-+−£]?\d|\[c\]|$)").all())
@@ -83,3 +104,32 @@ def count_table(counts: pd.Series, caption: str, index_label: str, share_label: 
     }, index=counts.index)
     frame.loc["total"] = [disclosure.publish_total(counts, policy), pct(1.0 if total else None)]
     table(frame, caption, index_label)
+
+
+def _slug(text: str, limit: int) -> str:
+    return "-".join(re.findall(r"[a-z0-9]+", text.lower()))[:limit].strip("-")
+
+
+def write_downloads(folder: str | Path, definitions: dict[str, str], title: str) -> list[Path]:
+    """Every published table as CSV, and one Excel workbook: a contents sheet, a sheet per
+    table and a sheet of definitions. Returns the files written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written, contents = [], []
+    for number, (caption, frame) in enumerate(PUBLISHED.items(), start=1):
+        path = folder / f"{number:02d}-{_slug(caption, 60)}.csv"
+        frame.to_csv(path, index=False, encoding="utf-8")
+        written.append(path)
+        contents.append({"Sheet": f"T{number:02d}", "Table": caption, "CSV file": path.name})
+    workbook = folder / "tables.xlsx"
+    with pd.ExcelWriter(workbook, engine="openpyxl") as excel:
+        pd.DataFrame([{"Sheet": "", "Table": title, "CSV file": ""}] + contents).to_excel(
+            excel, sheet_name="Contents", index=False)
+        for row, frame in zip(contents, PUBLISHED.values()):
+            # Row 1 holds the caption; the table's header row follows (sheet names are short codes
+            # because Excel allows 31 characters).
+            pd.DataFrame([[row["Table"]]]).to_excel(excel, sheet_name=row["Sheet"], index=False, header=False)
+            frame.to_excel(excel, sheet_name=row["Sheet"], index=False, startrow=2)
+        pd.DataFrame({"Term": list(definitions), "Definition": list(definitions.values())}).to_excel(
+            excel, sheet_name="Definitions", index=False)
+    return written + [workbook]

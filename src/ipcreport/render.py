@@ -442,6 +442,7 @@ class PandocTypstRenderer:
         self._run_pandoc(request, "pdf", [
             str(source), "--from", "markdown", "--to", "typst", "--standalone",
             "--template", str(TEMPLATES / "briefing.typst"), *variables,
+            "--toc", "--toc-depth=2",  # contents on the title page
             "--output", str(typ),
         ], work)
         stamp = os.environ.get("SOURCE_DATE_EPOCH")  # reproducible PDFs when set

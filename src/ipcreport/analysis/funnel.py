@@ -11,11 +11,14 @@ by default the pooled value (sum of numerators over sum of denominators).
   denominator n and target p0, r_p is the p-quantile of Binomial(n, p0) (the smallest r with
   P(R <= r) >= p) and the limit is (r_p - a) / n with a = (P(R <= r_p) - p) /
   (P(R <= r_p) - P(R <= r_p - 1)): the step function of the quantile smoothed so the funnel
-  is a curve. ``method="beta"``: the continuous form, Clopper-Pearson's beta quantiles taken
-  at the expected count n p0 (lower Beta(n p0, n(1-p0) + 1), upper Beta(n p0 + 1, n(1-p0))).
-  Limits are kept within [0, 1].
+  is a curve. It keeps a small sawtooth from the binomial's discreteness (a limit can move
+  slightly outwards from one denominator to the next) and, with under about one event
+  expected, a limit the interpolation puts on the wrong side of the target is held at the
+  target. ``method="beta"``: the continuous form, Clopper-Pearson's beta quantiles taken at
+  the expected count n p0 (lower Beta(n p0, n(1-p0) + 1), upper Beta(n p0 + 1, n(1-p0))):
+  smooth and monotone, a little wider for small denominators. Limits stay within [0, 1].
 * **Rates** (events per unit of exposure, e.g. person-years), ``method="chisq"`` (default): the
-  exact Poisson limits that FunnelPlotR and PHE use, chi-square quantiles taken at the expected
+  exact Poisson limits FunnelPlotR draws, chi-square (gamma) quantiles taken at the expected
   count mu = rate0 x exposure: lower chi2(p, 2 mu) / 2, upper chi2(1 - p, 2 (mu + 1)) / 2,
   divided by the exposure. ``method="poisson"``: Spiegelhalter's interpolated Poisson quantile.
 * **Classification** compares each unit's value with the limits at its own denominator:
@@ -66,6 +69,12 @@ def _interpolated_quantile(dist, p: float, size: np.ndarray) -> np.ndarray:
     return (r - a) / size
 
 
+def _around(target: float, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """With under about one event expected the interpolation can put a limit on the wrong side
+    of the target (e.g. n = 1, p0 = 0.02 gives an upper limit of 0); keep it at the target."""
+    return np.minimum(lower, target), np.maximum(upper, target)
+
+
 # --- limits for given denominators -----------------------------------------------------------
 
 
@@ -78,7 +87,7 @@ def proportion_limits(denominator, target: float, level: float,
         if not np.all(n == np.round(n)):
             raise ValueError("binomial limits need whole-number denominators")
         dist = stats.binom(n, target)
-        lower, upper = _interpolated_quantile(dist, low_p, n), _interpolated_quantile(dist, high_p, n)
+        lower, upper = _around(target, _interpolated_quantile(dist, low_p, n), _interpolated_quantile(dist, high_p, n))
     elif method == "beta":
         expected = n * target
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -101,7 +110,7 @@ def rate_limits(exposure, target: float, level: float, method: str = "chisq") ->
         lower, upper = lower / e, upper / e
     elif method == "poisson":
         dist = stats.poisson(expected)
-        lower, upper = _interpolated_quantile(dist, low_p, e), _interpolated_quantile(dist, high_p, e)
+        lower, upper = _around(target, _interpolated_quantile(dist, low_p, e), _interpolated_quantile(dist, high_p, e))
     else:
         raise ValueError(f"rate method must be one of {METHODS['rate']}")
     return np.clip(lower, 0.0, None), upper

@@ -198,7 +198,7 @@ def _group_sizes(frame: pd.DataFrame) -> tuple[int, int]:
     return n_ipc, int(len(ids) - n_ipc)
 
 
-def did_rate_ratio(panel: pd.DataFrame, weights: pd.Series | None = None, covariates: list[str] | None = None,
+def did_rate_ratio(panel: pd.DataFrame, weights: "pd.Series | PropensityModel | None" = None, covariates: list[str] | None = None,
                    min_people: int = MIN_PEOPLE_PER_GROUP, min_events: int = MIN_EVENTS_PER_CELL) -> Estimate:
     """Incidence rate ratio of the ipc x after interaction: Poisson GLM, log-exposure offset,
     person-clustered robust errors, Wald 95% interval on the log scale.
@@ -297,7 +297,7 @@ def rate_ratio_subgroups(panel: pd.DataFrame, outcome: str = "admissions", **kw)
 
 
 def hospital_use_table(people: pd.DataFrame, events: pd.DataFrame, extract_date: pd.Timestamp,
-                       outcomes: tuple[str, ...] = tuple(EVENT_OUTCOMES), weights: pd.Series | None = None
+                       outcomes: tuple[str, ...] = tuple(EVENT_OUTCOMES), weights: "pd.Series | PropensityModel | None" = None
                        ) -> pd.DataFrame:
     """:func:`rate_ratio_subgroups` for every event outcome, stacked (one tidy frame)."""
     frames = []
@@ -337,7 +337,7 @@ ANCOVA_COVARIATES = ["age", "need_score", "cohort"]
 
 
 def ancova_difference(panel: pd.DataFrame, covariates: list[str] | None = None, adjust: bool = True,
-                      weights: pd.Series | None = None, min_people: int = MIN_PEOPLE_PER_GROUP) -> Estimate:
+                      weights: "pd.Series | PropensityModel | None" = None, min_people: int = MIN_PEOPLE_PER_GROUP) -> Estimate:
     """Adjusted difference in follow-up (ipc minus comparison) given baseline and covariates.
 
     OLS with HC3 errors; with ``weights`` (a :class:`PropensityModel` or a Series indexed by
@@ -370,7 +370,7 @@ def ancova_difference(panel: pd.DataFrame, covariates: list[str] | None = None, 
 
 
 def quality_of_life_table(people: pd.DataFrame, surveys: pd.DataFrame, measures: tuple[str, ...] = QOL_MEASURES,
-                          weights: pd.Series | None = None) -> pd.DataFrame:
+                          weights: "pd.Series | PropensityModel | None" = None) -> pd.DataFrame:
     """Per measure: mean baseline and follow-up by group, crude and adjusted ANCOVA differences."""
     rows = []
     for m in measures:
@@ -688,18 +688,27 @@ class OutcomeResults:
 
 
 def headline_estimates(people: pd.DataFrame, events: pd.DataFrame, surveys: pd.DataFrame,
-                       extract_date: pd.Timestamp, weights: pd.Series | None = None,
-                       outcomes: tuple[str, ...] = HEADLINE) -> dict[str, Estimate]:
+                       extract_date: pd.Timestamp, weights: "pd.Series | PropensityModel | None" = None,
+                       outcomes: tuple[str, ...] = HEADLINE, panels: dict | None = None) -> dict[str, Estimate]:
     """The headline estimates (what the briefing and metrics.json report, and what the validity
-    study checks): DiD IRRs for event outcomes, ANCOVA differences for questionnaires."""
+    study checks): DiD IRRs for event outcomes, ANCOVA differences for questionnaires.
+
+    ``panels``: optional dict used as a cache of the per-outcome panels, so a second call (say,
+    weighted) on the same data does not rebuild them.
+    """
+    panels = {} if panels is None else panels
     out = {}
     for key in outcomes:
+        if key not in panels:
+            if key in EVENT_OUTCOMES:
+                event_type, measure = EVENT_OUTCOMES[key]
+                panels[key] = before_after_panel(people, events, event_type, extract_date, measure)
+            else:
+                panels[key] = quality_of_life_panel(people, surveys, key)
         if key in EVENT_OUTCOMES:
-            event_type, measure = EVENT_OUTCOMES[key]
-            out[key] = did_rate_ratio(before_after_panel(people, events, event_type, extract_date, measure),
-                                      weights=weights)
+            out[key] = did_rate_ratio(panels[key], weights=weights)
         else:
-            out[key] = ancova_difference(quality_of_life_panel(people, surveys, key), weights=weights)
+            out[key] = ancova_difference(panels[key], weights=weights)
     return out
 
 
@@ -707,7 +716,8 @@ def analyse_outcomes(people: pd.DataFrame, events: pd.DataFrame, surveys: pd.Dat
                      extract_date: pd.Timestamp) -> OutcomeResults:
     """Every outcome analysis for one site (or a whole dataset)."""
     keys = tuple(EVENT_OUTCOMES) + QOL_MEASURES
-    estimates = headline_estimates(people, events, surveys, extract_date, outcomes=keys)
+    panels: dict = {}
+    estimates = headline_estimates(people, events, surveys, extract_date, outcomes=keys, panels=panels)
     cov = person_covariates(people, events, surveys)
     balance = standardised_differences(cov)
     imbalanced = balance.loc[balance["smd"].abs() > SMD_THRESHOLD, "covariate"].tolist()
@@ -719,7 +729,8 @@ def analyse_outcomes(people: pd.DataFrame, events: pd.DataFrame, surveys: pd.Dat
                          "adjusted estimates are shown.")
         else:
             balance = standardised_differences(cov, weights.weights)
-            adjusted = headline_estimates(people, events, surveys, extract_date, weights=weights, outcomes=keys)
+            adjusted = headline_estimates(people, events, surveys, extract_date, weights=weights, outcomes=keys,
+                                          panels=panels)
     completeness = follow_up_completeness(people, surveys, extract_date)
     return OutcomeResults(
         estimates=estimates,

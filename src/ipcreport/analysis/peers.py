@@ -97,7 +97,8 @@ def _check_level(level: float) -> None:
         raise ValueError("level is a confidence level between 0 and 1, e.g. 0.95 or 0.998")
 
 
-def proportion_interval(numerator, denominator, level: float = 0.95, method: str = "wilson") -> tuple[np.ndarray, np.ndarray]:
+def proportion_interval(numerator, denominator, level: float = 0.95,
+                        method: str = "wilson") -> tuple[np.ndarray, np.ndarray]:
     """Confidence interval of a proportion: Wilson score (default) or Clopper-Pearson ("beta")."""
     _check_level(level)
     low, high = proportion_confint(np.asarray(numerator), np.asarray(denominator), alpha=1 - level, method=method)

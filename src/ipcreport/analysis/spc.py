@@ -306,6 +306,8 @@ def xmr(values: pd.Series | Sequence[float], dates: Sequence | None = None, *,
         dates = values.index if isinstance(values, pd.Series) else np.arange(1, len(values) + 1)
     y = np.asarray(values, dtype=float)
     index = pd.Index(dates)
+    if isinstance(index, pd.PeriodIndex):
+        index = index.to_timestamp()
     if not (isinstance(index, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(index.dtype)):
         index = pd.DatetimeIndex(pd.to_datetime(index))  # dates given as text or Periods' starts
     if len(index) != y.size:
@@ -386,7 +388,8 @@ def summarise(frame: pd.DataFrame) -> SpcSummary:
     )
 
 
-def spc(values: pd.Series | Sequence[float], dates: Sequence | None = None, **options) -> tuple[pd.DataFrame, SpcSummary]:
+def spc(values: pd.Series | Sequence[float], dates: Sequence | None = None,
+        **options) -> tuple[pd.DataFrame, SpcSummary]:
     """:func:`xmr` and :func:`summarise` in one call: the tidy frame and its summary."""
     frame = xmr(values, dates, **options)
     return frame, summarise(frame)

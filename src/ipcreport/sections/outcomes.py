@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .. import disclosure
 from ..analysis import outcomes as O
 from ..dataset import SiteData
 from ..present import interval
@@ -46,14 +47,14 @@ def _record(metrics: Metrics, key: str, est: O.Estimate) -> None:
     metrics.update({key: est.value, f"{key}_low": est.low, f"{key}_high": est.high})
 
 
-def estimates_table(o: Outcomes) -> pd.DataFrame:
+def estimates_table(o: Outcomes, policy: disclosure.Policy) -> pd.DataFrame:
     """One row per outcome: estimate and interval, or why there is none."""
     rows = {}
     for key, est in o.estimates.items():
         rows[LABELS[key]] = {
             "Estimate": f"{est.value:.3f}" if est.available else "not shown",
             "95% interval": f"{est.low:.3f} to {est.high:.3f}" if est.available else (est.reason or ""),
-            "People in model": f"{est.n:,}",
+            "People in model": policy.publish_count(est.n),
         }
     return pd.DataFrame.from_dict(rows, orient="index")
 

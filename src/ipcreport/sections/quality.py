@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import disclosure
+from ..validation import Breach
 from ..present import pct
 from .outcomes import Outcomes
 
@@ -23,3 +24,16 @@ def follow_up_shares(o: Outcomes, policy: disclosure.Policy) -> pd.Series:
     f = o.follow_up
     shown = f["baseline"].map(lambda n: disclosure.enough(n, policy)).astype(bool)
     return (f["followed_up"] / f["baseline"])[shown]
+
+
+def rows_sentence(row_counts: pd.Series, policy: disclosure.Policy) -> str:
+    """How much data the site has, with every count rounded like any other published count."""
+    return ("The dataset passed every rule of the data contract. Rows used for this site (rounded): "
+            + ", ".join(f"{name} {policy.publish_count(n)}" for name, n in row_counts.items()) + ".")
+
+
+def published_warnings(warnings: list[Breach], policy: disclosure.Policy) -> list[str]:
+    """Warnings as a briefing may print them: the file, column and rule, and a rounded count
+    of rows; no row numbers or values, which could point at a person."""
+    return [f"{w.file}, column {w.column}: {w.rule} ({policy.publish_count(w.count) if w.count else 'whole column'}"
+            f"{' rows' if w.count else ''})" for w in warnings]
