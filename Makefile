@@ -12,14 +12,26 @@ DEMO      := data/demo
 DEMO_ARGS := --sites 9 --people 8000 --seed 2015
 PARAMS    := params/demo.yaml
 JOBS      ?=
+AXE       := node_modules/axe-core/axe.min.js
 
-.PHONY: report test setup demo lab lock clean
+.PHONY: report test setup demo lab lock clean chromium
 
 report: $(STAMP) $(DEMO)/dataset.yaml
 	$(BIN)/ipcreport build $(DEMO) --params $(PARAMS) $(if $(JOBS),--jobs $(JOBS))
 
-test: $(STAMP)
+test: $(STAMP) $(AXE) chromium
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# The browser tests need Debian's chromium (installed here when missing and apt can) and
+# axe-core from npm (pinned in package-lock.json). Without them those tests skip, saying why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } || \
+	  echo "make: chromium could not be installed; the browser tests will be skipped"
+
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 && npm ci --no-audit --no-fund --loglevel=error || \
+	  echo "make: npm is missing or failed; the accessibility tests will be skipped"
 
 setup: $(STAMP)
 
@@ -46,4 +58,4 @@ lock: $(STAMP)
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^ipcreport' ) > requirements.lock
 
 clean:
-	rm -rf $(VENV) reports work $(DEMO)
+	rm -rf $(VENV) reports work $(DEMO) node_modules test-artifacts

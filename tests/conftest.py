@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -38,3 +40,21 @@ def edit_csv(folder: Path, table: str, edit) -> pd.DataFrame:
     frame = edit(pd.read_csv(path, dtype=str, keep_default_na=False))
     frame.to_csv(path, index=False)
     return frame
+
+
+def run_cli(*args, cwd):
+    """The ipcreport command as a user runs it, in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "ipcreport.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def built(small_dataset, tmp_path_factory):
+    """One real build of the small dataset (all formats), shared by the build and browser tests."""
+    root = tmp_path_factory.mktemp("build")
+    params = root / "test.yaml"
+    params.write_text("run: test\nrisk: {simulation_draws: 2000}\n")
+    done = run_cli("build", small_dataset, "--params", params, "--jobs", 2, "--reports", root / "reports",
+                   "--work", root / "work", cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root, root / "reports" / "test"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,15 +16,10 @@ import yaml
 from ipcreport.build import SYNTHETIC_MARK
 from ipcreport.contract import METRIC_KEYS
 
-from conftest import ARTIFACTS, edit_csv
+from conftest import ARTIFACTS, edit_csv, run_cli
 from test_contract import corrupt_three_tables
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels")]
-
-
-def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "ipcreport.cli", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=900)
 
 
 class Links(HTMLParser):
@@ -37,17 +30,6 @@ class Links(HTMLParser):
     def handle_starttag(self, tag, attrs):
         if tag == "a":
             self.hrefs.append(dict(attrs)["href"])
-
-
-@pytest.fixture(scope="module")
-def built(small_dataset, tmp_path_factory):
-    root = tmp_path_factory.mktemp("build")
-    params = root / "test.yaml"
-    params.write_text("run: test\nrisk: {simulation_draws: 2000}\n")
-    done = run_cli("build", small_dataset, "--params", params, "--jobs", 2, "--reports", root / "reports",
-                   "--work", root / "work", cwd=root)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return root, root / "reports" / "test"
 
 
 def test_index_links_every_format_of_every_site_and_the_overview(built, small_dataset):

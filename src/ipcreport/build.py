@@ -32,7 +32,7 @@ from typing import Any
 from . import __version__
 from .dataset import Dataset, load_dataset, partition_by_site
 from .params import RunParams
-from .render import RenderRequest, default_renderer
+from .render import EMPTY_FAVICON, RenderRequest, default_renderer
 from .results import METRICS_FILE, read_metrics, write_json_atomic
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -152,7 +152,7 @@ def publish_downloads(source: Path, target: Path, prefix: str, title: str) -> li
     shutil.copytree(source, target, dirs_exist_ok=True)
     files = sorted(p.name for p in target.iterdir() if p.suffix in (".csv", ".xlsx"))
     items = "\n".join(f'<li><a href="{html.escape(name)}">{html.escape(name)}</a></li>' for name in files)
-    page = (f'<!DOCTYPE html>\n<html lang="en-GB">\n<head><meta charset="utf-8"><title>Downloads: '
+    page = (f'<!DOCTYPE html>\n<html lang="en-GB">\n<head><meta charset="utf-8">{EMPTY_FAVICON}<title>Downloads: '
             f'{html.escape(title)}</title></head>\n<body><main>\n<h1>Downloads: {html.escape(title)}</h1>\n'
             f"<p>The data behind every table and chart of the briefing. Counts of people are rounded and "
             f"small counts hidden, as in the briefing.</p>\n<ul>\n{items}\n</ul>\n</main></body>\n</html>\n")
@@ -322,6 +322,7 @@ def write_index(publish: Path, dataset: Dataset, result: BuildResult, work: Path
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+{EMPTY_FAVICON}
 <title>Personal budgets briefings: {html.escape(dataset.meta.name)}</title>
 <style>
 body {{ font-family: system-ui, -apple-system, "Segoe UI", Arial, sans-serif; max-width: 60rem; margin: 2rem auto;

@@ -40,6 +40,8 @@ TEMPLATES = Path(__file__).with_name("templates")
 BRIEFING_EXECUTE = {"echo": False, "warning": False}
 SKIP_TAGS = {"parameters", "injected-parameters"}
 LANG = "en-GB"
+# A self-contained page names its own (empty) icon, so browsers do not ask the server for one.
+EMPTY_FAVICON = '<link rel="icon" href="data:,">'
 _UMASK = os.umask(0o022)  # read the process umask once (the call sets it, so restore it)
 os.umask(_UMASK)
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?---[ \t]*\Z", re.DOTALL)
@@ -423,10 +425,13 @@ class PandocTypstRenderer:
     def _html(self, request: RenderRequest, source: Path, target: Path, work: Path) -> None:
         banner = work / "watermark.html"
         banner.write_text(_banner_html(request.watermark), encoding="utf-8")
+        head = work / "head.html"
+        head.write_text(EMPTY_FAVICON + "\n", encoding="utf-8")
         self._run_pandoc(request, "html", [
             str(source), "--from", "markdown", "--to", "html5", "--standalone",
             "--embed-resources", "--toc", "--toc-depth=3",
             "--css", str(TEMPLATES / "ipcreport.css"),
+            "--include-in-header", str(head),
             "--include-before-body", str(banner),
             "--output", str(target),
         ], work)

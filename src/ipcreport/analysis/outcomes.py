@@ -563,6 +563,7 @@ class PropensityModel:
     z: np.ndarray  # design, intercept first (standardised covariates)
     e_fit: np.ndarray  # fitted propensity (unclipped)
     clip: tuple[float, float]
+    params: np.ndarray  # logit coefficients, for z
 
     @property
     def e(self) -> np.ndarray:
@@ -614,7 +615,7 @@ def propensity_model(covariates: pd.DataFrame, clip: tuple[float, float] = PROPE
     e = np.asarray(fit.predict(Z), dtype=float)
     if not np.isfinite(e).all():
         return None
-    return PropensityModel(c["person_id"].to_numpy(), d == 1, Z, e, clip)
+    return PropensityModel(c["person_id"].to_numpy(), d == 1, Z, e, clip, np.asarray(fit.params, dtype=float))
 
 
 def propensity_weights(covariates: pd.DataFrame, clip: tuple[float, float] = PROPENSITY_CLIP) -> pd.Series | None:
@@ -634,6 +635,16 @@ def _stacked_variance(model: PropensityModel, person: np.ndarray, X: np.ndarray,
     (sum_t x_it r_it) (dw_i/dgamma)', A_gg = the logit information, A_gb = 0; B = sum_i
     (U_i,S_i)(U_i,S_i)'. V = A^-1 B A^-T, with a G/(G-1) small-sample factor.
     """
+    A, psi = _stacked_parts(model, person, X, w, resid, slope)
+    A_inv = np.linalg.inv(A)
+    V = A_inv @ (psi.T @ psi) @ A_inv.T
+    n = len(psi)
+    return V[: X.shape[1], : X.shape[1]] * n / (n - 1)
+
+
+def _stacked_parts(model: PropensityModel, person: np.ndarray, X: np.ndarray, w: np.ndarray, resid: np.ndarray,
+                   slope: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(A, per-person estimating functions) of :func:`_stacked_variance`."""
     n, k = len(model.person_id), X.shape[1]
     q = model.z.shape[1]
     U = np.zeros((n, k))
@@ -643,10 +654,7 @@ def _stacked_variance(model: PropensityModel, person: np.ndarray, X: np.ndarray,
     a_bb = (X * (w * slope)[:, None]).T @ X
     a_bg = -H.T @ model.weight_gradient()
     A = np.block([[a_bb, a_bg], [np.zeros((q, k)), model.information()]])
-    psi = np.column_stack([U, model.scores()])
-    A_inv = np.linalg.inv(A)
-    V = A_inv @ (psi.T @ psi) @ A_inv.T
-    return V[:k, :k] * n / (n - 1)
+    return A, np.column_stack([U, model.scores()])
 
 
 def _person_weights(panel: pd.DataFrame, weights) -> tuple[np.ndarray, np.ndarray | None]:
