@@ -1,0 +1,93 @@
+"""A fast subset of the validity study (benchmarks/validity.py), on the same code path.
+
+The full study (docs/validity.md) runs hundreds of replicates per scenario; this runs 30 small
+ones for three scenarios (the null, an admissions effect, and the imbalanced scenario with the
+propensity-weighted estimates) on two processes and checks looser bounds: with 30 replicates
+the coverage estimate alone has a standard error of about 4 points.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REPLICATES = 30
+PEOPLE = 2000
+SEED = 777
+MIN_COVERAGE = 0.80
+RATIO_BIAS = 0.10  # relative, geometric mean
+DIFF_BIAS = 0.01  # absolute, ASCOT / EQ-5D points
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("ipc_validity", REPO / "benchmarks" / "validity.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # so worker processes can unpickle its functions
+    spec.loader.exec_module(module)
+    return module
+
+
+V = _load()
+
+
+@pytest.fixture(scope="module")
+def study():
+    scenarios = ["no_effect", "admissions_rr_0.8", "need_imbalance_0.3"]
+    rows = V.run(scenarios, REPLICATES, PEOPLE, SEED, workers=2, extra=False)
+    return rows, V.summarise(rows)
+
+
+def test_every_replicate_gives_every_estimate(study):
+    rows, summary = study
+    assert set(summary["scenario"]) == {"no_effect", "admissions_rr_0.8", "need_imbalance_0.3"}
+    expected = {"admissions", "bed_days", "ascot", "eq5d"}
+    for scenario, g in summary.groupby("scenario"):
+        wanted = expected | ({f"{e}_weighted" for e in expected} if scenario in V.WEIGHTED_IN else set())
+        assert set(g["estimate"]) == wanted
+    assert (summary["replicates"] == REPLICATES).all()
+    assert (summary["estimated"] == REPLICATES).all(), rows[rows["value"].isna()]
+
+
+def test_truth_comes_from_the_generator(study):
+    rows, _ = study
+    truth = rows.groupby(["scenario", "estimate"])["truth"].first()
+    assert truth[("admissions_rr_0.8", "admissions")] == 0.8
+    assert truth[("need_imbalance_0.3", "bed_days")] == 0.75
+    assert truth[("need_imbalance_0.3", "ascot_weighted")] == 0.04
+    assert truth[("no_effect", "eq5d")] == 0.0
+
+
+def test_coverage_and_bias_within_loose_bounds(study):
+    _, summary = study
+    for _, r in summary.iterrows():
+        assert r["coverage"] >= MIN_COVERAGE, (r["scenario"], r["estimate"], r["coverage"])
+        tolerance = RATIO_BIAS if r["estimate"].removesuffix("_weighted") in V.RATIOS else DIFF_BIAS
+        assert abs(r["bias"]) <= tolerance, (r["scenario"], r["estimate"], r["bias"])
+        # intervals of about the right width: model SE within 35% of the replicates' spread
+        assert 0.65 < r["empirical_sd"] / r["mean_model_se"] < 1.35, (r["scenario"], r["estimate"])
+
+
+def test_replicates_are_reproducible_and_seeded_per_scenario():
+    a = V.replicate(("ascot_gain_0.04", 0, 600, V.scenario_seed("ascot_gain_0.04", 5), False))
+    b = V.replicate(("ascot_gain_0.04", 0, 600, V.scenario_seed("ascot_gain_0.04", 5), False))
+    assert pd.DataFrame(a).equals(pd.DataFrame(b))
+    seeds = {t[3] for t in V.tasks(list(V.SCENARIOS), 3, 100, 10, False)}
+    assert len(seeds) == 3 * len(V.SCENARIOS)  # no two replicates share data
+
+
+def test_summary_arithmetic():
+    rows = pd.DataFrame({
+        "scenario": "s", "estimate": "admissions", "truth": 0.8, "replicate": range(4),
+        "value": [0.8 * np.exp(0.1), 0.8 * np.exp(-0.1), 0.8 * np.exp(0.2), 0.8],
+        "low": [0.7, 0.85, 0.6, 0.5], "high": [0.9, 0.95, 1.0, 1.2],
+    })
+    s = V.summarise(rows).iloc[0]
+    assert s["coverage"] == pytest.approx(0.75)
+    assert s["bias"] == pytest.approx(np.exp(0.05) - 1)  # geometric mean: mean log ratio 0.2 / 4
+    assert s["below"] == 0 and s["above"] == pytest.approx(0.25)
