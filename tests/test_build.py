@@ -81,6 +81,12 @@ def test_pdf_pages_are_not_blank_and_each_says_synthetic(built):
     for number in range(len(pdf)):
         page = pdf[number]
         assert "SYNTHETIC" in page.get_textpage().get_text_range()
+        width, height = page.get_size()
+        assert (round(width), round(height)) == (595, 842), "A4 in points"
+        for obj in page.get_objects():
+            left, bottom, right, top = obj.get_bounds()
+            assert left >= 0 and bottom >= 0 and right <= width and top <= height, (
+                f"page {number + 1}: an object overflows the page ({left:.0f}, {bottom:.0f}, {right:.0f}, {top:.0f})")
         image = page.render(scale=1).to_pil().convert("L")
         image.save(out / f"briefing-page-{number + 1}.png")
         histogram = image.histogram()

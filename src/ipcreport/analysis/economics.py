@@ -225,6 +225,11 @@ def _gbp(x: float) -> str:
     return f"{sign}£{x / 1e6:,.1f}m" if x >= 1e6 else f"{sign}£{x:,.0f}"
 
 
+def _chance(p: float) -> str:
+    """A bootstrap probability in words: never '0%' or '100%'."""
+    return "under 1%" if p < 0.01 else "over 99%" if p > 0.99 else f"{p:.0%}"
+
+
 @dataclass
 class CostEffectiveness:
     """What :func:`cost_effectiveness` returns. Estimates carry percentile bootstrap intervals."""
@@ -279,7 +284,7 @@ class CostEffectiveness:
                 out.append(
                     f"Valuing a QALY at {_gbp(wtp)}, the net monetary benefit is {_gbp(n.value)} per person (95% CI "
                     f"{_gbp(n.low)} to {_gbp(n.high)}); the chance that budgets are cost-effective is "
-                    f"{self.p_cost_effective[wtp]:.0%}.")
+                    f"{_chance(self.p_cost_effective[wtp])}.")
             if self.icer is not None and q.low > 0:
                 out.append(f"That is {_gbp(self.icer)} per QALY gained ({self.icer_quadrant}).")
             elif self.icer is None:

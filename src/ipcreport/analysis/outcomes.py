@@ -758,24 +758,17 @@ def analyse_outcomes(people: pd.DataFrame, events: pd.DataFrame, surveys: pd.Dat
 # key messages
 
 
-def _gbp(x: float) -> str:
-    sign = "-" if x < 0 else ""
-    x = abs(x)
-    if x >= 1e6:
-        return f"{sign}£{x / 1e6:,.1f}m"
-    return f"{sign}£{x:,.0f}"
-
-
 def _ci(est: Estimate, fmt: str) -> str:
     return f"{fmt.format(est.value)} (95% CI {fmt.format(est.low)} to {fmt.format(est.high)})"
 
 
 def _ratio_words(est: Estimate) -> str:
+    when = "in the year after the budget started"
     if est.high < 1:
-        return "fell more for budget holders than for the comparison group"
+        return f"fell more for budget holders than for the comparison group {when}"
     if est.low > 1:
-        return "rose more for budget holders than for the comparison group"
-    return "changed no differently for budget holders than for the comparison group, within the uncertainty"
+        return f"rose more for budget holders than for the comparison group {when}"
+    return f"changed no differently for budget holders than for the comparison group {when}, within the uncertainty"
 
 
 def _diff_words(est: Estimate, higher_is_better: bool = True) -> str:
@@ -797,7 +790,7 @@ def key_messages(results: OutcomeResults, economics=None) -> list[str]:
         if est is None:
             continue
         if est.available:
-            msgs.append(f"{name} {_ratio_words(est)} in the year after the budget started: rate ratio "
+            msgs.append(f"{name} {_ratio_words(est)}: rate ratio "
                         f"{_ci(est, '{:.2f}')}, from {est.n:,} people.")
         else:
             msgs.append(f"{name}: no estimate ({est.reason}).")
