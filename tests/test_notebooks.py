@@ -64,7 +64,8 @@ def test_site_notebook_shows_every_section_with_a_chart_and_no_errors(site_run):
     assert not [o for o in outputs if o.output_type == "error"]
     headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines() if line.startswith("## ")]
     assert headings == ["## Key messages", "## Who holds budgets and how", "## What budgets buy",
-                        "## Outcomes against the comparison group", "## Financial risk", "## Data quality",
+                        "## Outcomes against the comparison group", "## Compared with other sites and over time",
+                        "## Financial risk", "## Data quality",
                         "## Methods and definitions"]
     images = sum("image/png" in o.get("data", {}) for o in outputs)
     assert images >= 6
@@ -80,7 +81,7 @@ def test_overview_notebook_over_site_metrics(site_run, tmp_path):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     text = "".join(o.get("data", {}).get("text/markdown", "") + o.get("text", "") for o in outputs)
     assert f"({site})" in text and "1 sites" in text
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 6  # 2 charts + 4 funnel plots
 
 
 def test_a_site_with_no_budgets_yet_still_gets_a_briefing(dataset_copy, tmp_path):

@@ -406,7 +406,7 @@ def test_real_ae_kings_four_hour_performance_icons():
 def test_xmr_chart_smoke():
     import matplotlib.pyplot as plt
 
-    from ipcreport._charts_compare import xmr_chart
+    from ipcreport.charts import xmr_chart
 
     y = [10, 12] * 8 + [30, 32] * 8
     frame = S.xmr(pd.Series(y, index=MONTHS[:32]), improvement_direction="increase", target=20, rebase=[MONTHS[16]])

@@ -8,16 +8,18 @@ stays thin. Every headline figure is recorded in the run's :class:`~ipcreport.re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
 from . import disclosure
 from .analysis import allocation as A
 from .analysis import risk as R
-from .dataset import SiteData
+from .analysis import indicators as I
+from .dataset import SITE_META_FILE, SiteData, load_dataset, site_tables
 from .present import money, pct, probability
 from .results import Metrics
-from .sections import allocation, outcomes, quality, risk
+from .sections import allocation, compare, outcomes, quality, risk
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,15 @@ class SiteResults:
     allocation: allocation.Allocation
     outcomes: outcomes.Outcomes
     risk: risk.Risk
+    compare: compare.Compare
     row_counts: pd.Series
     warnings: list[str]
     metrics: Metrics
 
 
-def analyse_site(data: SiteData, settings: Settings = Settings()) -> SiteResults:
+def analyse_site(data: SiteData, settings: Settings = Settings(), national: pd.DataFrame | None = None) -> SiteResults:
+    """Every section of one site's briefing. ``national`` is every site's indicator table
+    (:func:`load_national`); without it the site is not compared with others."""
     extract = data.extract_date
     window = A.Window.ending(extract, settings.reporting_months)
     metrics = Metrics(data.site_code, data.dataset, extract.date().isoformat(), data.data_sha256)
@@ -50,13 +55,26 @@ def analyse_site(data: SiteData, settings: Settings = Settings()) -> SiteResults
     alloc = allocation.compute(data, window, metrics)
     outs = outcomes.compute(data, metrics)
     risks = risk.compute(data, alloc, settings.risk, metrics)
+    compared = compare.compute(data, alloc, national, metrics)
     for warning in quality.published_warnings(data.warnings, disclosure.DEFAULT):
         metrics.note(f"data warning: {warning}")
     return SiteResults(
-        site=site, window=window, allocation=alloc, outcomes=outs, risk=risks,
+        site=site, window=window, allocation=alloc, outcomes=outs, risk=risks, compare=compared,
         row_counts=pd.Series({name: len(frame) for name, frame in data.tables.items()}, name="rows"),
         warnings=list(data.warnings), metrics=metrics,
     )
+
+
+def load_national(national_path: str | Path | None, data_path: str | Path, months: int = 12) -> pd.DataFrame | None:
+    """Every site's indicators: the table a build wrote (``national_path``), or computed from
+    the dataset when a notebook is run by hand on a whole dataset folder; None for a lone
+    site partition."""
+    if national_path:
+        return pd.read_csv(national_path, dtype={"site_code": str})
+    if (Path(data_path) / SITE_META_FILE).exists():
+        return None
+    dataset = load_dataset(data_path)
+    return I.national_table([site_tables(dataset, c) for c in dataset.site_codes], dataset.meta.extract_date, months)
 
 
 def key_messages(r: SiteResults) -> list[str]:

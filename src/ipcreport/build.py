@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .dataset import Dataset, load_dataset, partition_by_site
+from .analysis.indicators import national_table
+from .dataset import Dataset, load_dataset, partition_by_site, site_tables
 from .params import RunParams
 from .render import EMPTY_FAVICON, RenderRequest, default_renderer
 from .results import METRICS_FILE, read_metrics, write_json_atomic
@@ -172,6 +173,7 @@ def plan_site_jobs(dataset: Dataset, params: RunParams, partitions: dict[str, Pa
             title=f"{name}: personal budgets briefing",
             notebook=str(SITE_NOTEBOOK),
             parameters={"site_code": code, "data_path": str(folder), "output_dir": str(work / "sites"),
+                        "national_path": str(work / "national.csv"),
                         "params_file": params.source, "run_date": run_date, **params.for_site(code)},
             work_dir=str(work / "sites" / code),
             publish_dir=str(publish / "sites" / code),
@@ -201,6 +203,9 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
     publish = work / "publish"
     publish.mkdir(parents=True)
     partitions = partition_by_site(dataset, work / "data")
+    national = work / "national.csv"  # every site's indicators, for comparisons and funnel plots
+    national_table([site_tables(dataset, code) for code in dataset.site_codes], dataset.meta.extract_date,
+                   params.settings["reporting_months"]).to_csv(national, index=False)
 
     run_date = datetime.now(timezone.utc).date().isoformat()
     site_jobs = plan_site_jobs(dataset, params, partitions, work, publish, run_date)
@@ -217,7 +222,7 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
         key="overview", title="Personal budgets: national overview", notebook=str(OVERVIEW_NOTEBOOK),
         parameters={"metrics_dir": str(work / "sites"), "sites": [r.key for r in results if r.ok],
                     "output_dir": str(work / "overview"), "params_file": params.source, "run_date": run_date,
-                    "link_sites": True,
+                    "link_sites": True, "national_path": str(work / "national.csv"),
                     "suppress_threshold": params.settings["suppress_threshold"],
                     "rounding": params.settings["rounding"]},
         work_dir=str(work / "overview"), publish_dir=str(publish / "overview"), publish_prefix="overview",

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .analysis import funnel as F
+from .analysis import indicators as I
 from .briefing import Settings, analyse_site
 from .dataset import site_data, load_dataset
 from .results import METRICS_FILE, read_metrics
@@ -27,3 +29,33 @@ def metrics_from_dataset(data_path: str | Path, settings: Settings = Settings())
     for code in dataset.site_codes:
         rows.append(analyse_site(site_data(dataset, code), settings).metrics.values)
     return pd.DataFrame(rows)
+
+
+FUNNEL_INDICATORS = ("direct_payment_share", "under_70_share", "follow_up_share", "emergency_rate")
+
+
+def funnels(national: pd.DataFrame) -> dict[str, F.Funnel]:
+    """Funnel plots (95% and 99.8% exact limits around the pooled value) of the key proportions
+    and rates, one per indicator, every site a point."""
+    out = {}
+    for key in FUNNEL_INDICATORS:
+        table = national[(national["indicator"] == key) & (national["denominator"] > 0)]
+        if len(table) >= 2:
+            out[key] = F.funnel(table.assign(unit=table["site_name"]), I.INDICATORS[key].kind, unit="unit",
+                                numerator="numerator", denominator="denominator")
+    return out
+
+
+def flagged(funnels_by_key: dict[str, F.Funnel]) -> pd.DataFrame:
+    """Sites outside a funnel's 95% limits: which indicator, how far, which side."""
+    rows = []
+    for key, result in funnels_by_key.items():
+        ind = I.INDICATORS[key]
+        for unit in result.units[result.units["flag"] != "within"].itertuples():
+            value = unit.value * ind.multiplier
+            rows.append({"Site": unit.unit, "Indicator": ind.name,
+                         "Value": f"{value:.1f}%" if ind.unit == "%" else f"{value:.2f}",
+                         "England": f"{result.target * ind.multiplier:.1f}%" if ind.unit == "%"
+                         else f"{result.target * ind.multiplier:.2f}",
+                         "Outside": unit.flag.replace("_", " ")})
+    return pd.DataFrame(rows, columns=["Site", "Indicator", "Value", "England", "Outside"])

@@ -127,7 +127,7 @@ def _category(duck_type: str) -> str:
         return "numeric"
     if t == "DATE":
         return "date"
-    if t in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+    if "TIME ZONE" in t or t.startswith("TIMESTAMPTZ"):
         return "timestamptz"
     if t.startswith("TIMESTAMP"):
         return "timestamp"
@@ -178,10 +178,11 @@ def _column_stages(col: C.Column, ref: str, duck_type: str, tz: str | None = Non
         else:
             typed = v
     else:  # dates
-        if cat in ("date", "timestamp") or (cat == "timestamptz" and not tz):
+        if cat in ("date", "timestamp"):
             value, present = f"CAST({src} AS TIMESTAMP)", f"{src} IS NOT NULL"
-        elif cat == "timestamptz":
-            value, present = f"timezone({_lit(tz)}, {src})", f"{src} IS NOT NULL"
+        elif cat == "timestamptz":  # wall time where the file says it was recorded (UTC if it does not say)
+            value = f"timezone({_lit(tz or 'UTC')}, CAST({src} AS TIMESTAMPTZ))"
+            present = f"{src} IS NOT NULL"
         else:
             value = (f"(CASE WHEN regexp_full_match({s}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
                      f"THEN try_strptime({s}, '%Y-%m-%d') END)")
@@ -664,12 +665,12 @@ class DuckDataset:
         (per person) must not have ended before it."""
         budgets = self.rels["budgets"]
         spend_rows = self.con.execute(
-            f"SELECT count(*) FROM {rel.name} WHERE person_id IS NOT NULL AND month IS NOT NULL").fetchone()[0]
+            f"SELECT count(*) FROM {rel.name} WHERE person_id IS NOT NULL AND month IS NOT NULL").fetchall()[0][0]
         if spend_rows == 0:
             return None
         periods = (f"SELECT person_id, period_start, period_end FROM {budgets.name} "
                    "WHERE person_id IS NOT NULL AND period_start IS NOT NULL AND period_end IS NOT NULL")
-        if self.con.execute(f"SELECT count(*) FROM ({periods})").fetchone()[0] == 0:
+        if self.con.execute(f"SELECT count(*) FROM ({periods})").fetchall()[0][0] == 0:
             return _Flag(rel.file, rule.column, rule.rule, "x.month IS NOT NULL", shown, rule.severity)
         return _Flag(rel.file, rule.column, rule.rule,
                      "x.person_id IS NOT NULL AND x.month IS NOT NULL AND (_p.period_end IS NULL OR x.month > _p.period_end)",
@@ -695,9 +696,9 @@ class DuckDataset:
                     if sql not in joins:
                         joins.append(sql)
             inner = ", ".join(f"coalesce({f.expr}, false) AS f{i}" for i, f in enumerate(group))
-            outer = ", ".join(f"count_if(f{i}), min(_row, {MAX_LISTED}) FILTER (WHERE f{i})" for i in range(len(group)))
+            outer = ", ".join(f"coalesce(count_if(f{i}), 0), min(_row, {MAX_LISTED}) FILTER (WHERE f{i})" for i in range(len(group)))
             sql = (f"SELECT {outer} FROM (SELECT x._row, {inner} FROM {rel.name} x {' '.join(joins)})")
-            row = self.con.execute(sql).fetchone()
+            row = self.con.execute(sql).fetchall()[0]
             for i, f in enumerate(group):
                 found[id(f)] = (int(row[2 * i]), sorted(row[2 * i + 1] or []))
         # values of the listed rows
@@ -731,7 +732,7 @@ class DuckDataset:
                 continue
             shown: tuple[str, ...] = ()
             if item.shown == "funding":
-                shown = tuple(_funding_text(*(values[r].get(c) for c in ("agreed_budget",) + C.FUNDING_COLUMNS))
+                shown = tuple(V._fmt(_funding_text(*(values[r].get(c) for c in ("agreed_budget",) + C.FUNDING_COLUMNS)))
                               for r in listed)
             elif item.shown:
                 kind, col = item.shown.split(":", 1)
@@ -842,7 +843,7 @@ class DuckDataset:
             writers[site].write_table(pa.concat_tables(buffers[site]))
             buffers[site], buffered[site] = [], 0
 
-        reader = self.con.execute(sql).fetch_record_batch(BATCH_ROWS)
+        reader = self.con.sql(sql).to_arrow_reader(BATCH_ROWS)
         for batch in reader:
             if batch.num_rows == 0:
                 continue
@@ -988,7 +989,7 @@ def partition_sha256(folder: str | Path) -> str:
             text = " || chr(31) || ".join(["CAST(file_row_number AS VARCHAR)"] + [_row_text_sql(c) for c in cols])
             n, low, high = con.execute(
                 f"SELECT count(*), coalesce(sum(md5_number_lower(t)), 0), coalesce(sum(md5_number_upper(t)), 0) "
-                f"FROM (SELECT {text} AS t FROM {source})").fetchone()
+                f"FROM (SELECT {text} AS t FROM {source})").fetchall()[0]
             digest.update(f"\n{table}|{','.join(c.name for c in cols)}|{n}|{low}|{high}".encode())
     finally:
         con.close()

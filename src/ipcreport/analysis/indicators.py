@@ -1,0 +1,98 @@
+"""Headline indicators as numerators and denominators, one set per site, so that sites can be
+compared with England (all sites pooled), with their peers, and on funnel plots.
+
+Each indicator says what kind of figure it is (a proportion, or a rate per unit of exposure),
+its polarity (whether higher is better, worse, or neither) and its multiplier for display.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from . import allocation as A
+
+DAYS_PER_YEAR = 365.25
+
+
+@dataclass(frozen=True)
+class Indicator:
+    key: str
+    name: str
+    kind: str  # "proportion" or "rate"
+    polarity: str  # "higher_is_better", "lower_is_better" or "neutral"
+    multiplier: float = 1.0
+    unit: str = ""
+
+
+INDICATORS = {
+    i.key: i for i in (
+        Indicator("holders_per_10k", "Budget holders per 10,000 residents", "rate", "neutral", 10_000, "per 10,000"),
+        Indicator("direct_payment_share", "Budgets held as direct payments", "proportion", "neutral", 100, "%"),
+        Indicator("new_need_share", "Budget holders new to services", "proportion", "neutral", 100, "%"),
+        Indicator("under_70_share", "Completed budgets less than 70% used", "proportion", "lower_is_better", 100, "%"),
+        Indicator("follow_up_share", "Quality-of-life questionnaires followed up", "proportion", "higher_is_better", 100, "%"),
+        Indicator("emergency_rate", "Emergency admissions of budget holders per person-year", "rate",
+                  "lower_is_better", 1, "per person-year"),
+    )
+}
+
+
+def site_indicators(tables: dict[str, pd.DataFrame], extract_date: pd.Timestamp, months: int = 12) -> pd.DataFrame:
+    """One row per indicator for one site: numerator and denominator over the reporting year."""
+    people, budgets, spend = tables["people"], tables["budgets"], tables["spend"]
+    site = tables["sites"].iloc[0]
+    window = A.Window.ending(extract_date, months)
+    holders = A.ipc_people(people)
+    per_period = A.utilisation(budgets, spend, extract_date).dropna(subset=["ratio"])
+    surveys = tables["surveys"]
+    baseline = surveys.loc[surveys["timepoint"] == "baseline", "person_id"]
+    followed = surveys.loc[surveys["timepoint"] == "follow_up", "person_id"]
+
+    # Budget holders' person-years and emergency admissions in the reporting year, after enrolment.
+    start = holders["index_date"].clip(lower=window.start)
+    end = holders["exit_date"].fillna(window.end).clip(upper=window.end)
+    years = ((end - start).dt.days.clip(lower=0) / DAYS_PER_YEAR).sum()
+    events = tables["events"]
+    admissions = events[(events["event_type"] == "emergency_admission") & events["person_id"].isin(holders["person_id"])
+                        & (events["event_date"] >= window.start) & (events["event_date"] <= window.end)]
+    admissions = admissions.merge(holders[["person_id", "index_date"]], on="person_id")
+    admissions = admissions[admissions["event_date"] >= admissions["index_date"]]
+
+    counts = {
+        "holders_per_10k": (len(holders), float(site["population"])),
+        "direct_payment_share": ((holders["management"] == "direct_payment").sum(), len(holders)),
+        "new_need_share": ((holders["prior_service_cost"] == 0).sum(), len(holders)),
+        "under_70_share": ((per_period["ratio"] < 0.7).sum(), len(per_period)),
+        "follow_up_share": (baseline.isin(followed).sum(), len(baseline)),
+        "emergency_rate": (len(admissions), years),
+    }
+    return pd.DataFrame([
+        {"site_code": site["site_code"], "indicator": key, "numerator": float(num), "denominator": float(den)}
+        for key, (num, den) in counts.items()
+    ])
+
+
+def site_context(tables: dict[str, pd.DataFrame]) -> dict:
+    """What peer groups are formed on: the site's name, region, population and deprivation."""
+    site = tables["sites"].iloc[0]
+    return {"site_code": site["site_code"], "site_name": site["site_name"], "region": site["region"],
+            "population": int(site["population"]), "imd_score": site["imd_score"]}
+
+
+def national_table(site_tables: list[dict[str, pd.DataFrame]], extract_date: pd.Timestamp, months: int = 12) -> pd.DataFrame:
+    """Every site's indicators with the context peer groups need: long form, one row per
+    site and indicator (site_code, site_name, region, population, imd_score, indicator,
+    numerator, denominator)."""
+    frames = []
+    for tables in site_tables:
+        context = site_context(tables)
+        frames.append(site_indicators(tables, extract_date, months).assign(**{k: v for k, v in context.items()
+                                                                              if k != "site_code"}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def sites_of(national: pd.DataFrame) -> pd.DataFrame:
+    """One row per site of a national table: what peer groups are formed on."""
+    return national.drop_duplicates("site_code")[["site_code", "site_name", "region", "population", "imd_score"]]

@@ -1,0 +1,155 @@
+"""Is it changing, is it unusual, how does it compare? Control charts of the site's monthly
+series (NHS England's Making Data Count) and its indicators against England and its peers
+(PHE Fingertips style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..analysis import indicators as I
+from ..analysis import peers as P
+from ..analysis import spc as S
+from ..dataset import SiteData
+from ..results import Metrics
+from .allocation import Allocation
+
+# Spend and admissions are charted per active budget holder: a programme that is growing would
+# otherwise show nothing but its own growth as special cause.
+SERIES = {  # key -> (title, y label, money, improvement direction)
+    "new_holders": ("New budget holders each month", "People", False, "neutral"),
+    "spend": ("Spend per active budget holder each month", "GBP", True, "neutral"),
+    "emergency_admissions": ("Emergency admissions per 100 active budget holders each month", "Admissions per 100",
+                             False, "decrease"),
+}
+MIN_POINTS = 6  # fewer monthly points make no chart worth reading
+MONTHS_SHOWN = 24  # the latest two years: past a site's first roll-out ramp
+
+
+@dataclass
+class Compare:
+    control: dict[str, tuple[pd.DataFrame, S.SpcSummary]]
+    comparisons: pd.DataFrame  # one row per indicator: the site against England and its peers
+    spine: pd.DataFrame
+    peers: list[str]
+    level: float
+
+
+def active_holders(data: SiteData, months: pd.PeriodIndex) -> pd.Series:
+    """Budget holders enrolled by the end of each month and not left before it began."""
+    holders = data["people"][data["people"]["group"] == "ipc"]
+    starts = holders["index_date"].dt.to_period("M").to_numpy()
+    exits = holders["exit_date"].dt.to_period("M")
+    counts = [int(((starts <= m) & ~(exits < m).fillna(False).to_numpy()).sum()) for m in months]
+    return pd.Series(counts, index=months, dtype=float)
+
+
+def monthly_admissions(data: SiteData) -> pd.Series:
+    """Emergency admissions of budget holders after their start, per month."""
+    people, events = data["people"], data["events"]
+    holders = people.loc[people["group"] == "ipc", ["person_id", "index_date"]]
+    ev = events[events["event_type"] == "emergency_admission"].merge(holders, on="person_id")
+    ev = ev[ev["event_date"] >= ev["index_date"]]
+    return ev.groupby(ev["event_date"].dt.to_period("M")).size()
+
+
+def complete_months(series: pd.Series, first: pd.Period, extract_date: pd.Timestamp) -> pd.Series:
+    """The series over every month from ``first`` to the last month complete by the extract date."""
+    last = extract_date.to_period("M")
+    if extract_date != last.end_time.normalize():
+        last -= 1
+    months = pd.period_range(first, last, freq="M")
+    return series.reindex(months, fill_value=0).astype(float)
+
+
+def control_charts(data: SiteData, allocation: Allocation) -> dict[str, tuple[pd.DataFrame, S.SpcSummary]]:
+    monthly = allocation.monthly
+    if monthly.empty:
+        return {}
+    first = monthly.index.min().to_period("M")
+    raw = {
+        "new_holders": monthly["new_holders"].set_axis(monthly.index.to_period("M")),
+        "spend": monthly["spend"].set_axis(monthly.index.to_period("M")),
+        "emergency_admissions": monthly_admissions(data),
+    }
+    months = complete_months(raw["new_holders"], first, data.extract_date).index[-MONTHS_SHOWN:]
+    active = active_holders(data, months)
+    per_holder = {"new_holders": 1.0, "spend": 1.0, "emergency_admissions": 100.0}
+    charts = {}
+    for key, series in raw.items():
+        values = complete_months(series, first, data.extract_date).reindex(months)
+        if key != "new_holders":
+            values = (values / active.where(active > 0) * per_holder[key]).dropna()
+        if len(values) >= MIN_POINTS:
+            charts[key] = S.spc(values, improvement_direction=SERIES[key][3])
+    return charts
+
+
+def compute(data: SiteData, allocation: Allocation, national: pd.DataFrame | None, metrics: Metrics,
+            level: float = 0.95) -> Compare:
+    control = control_charts(data, allocation)
+    for key, (frame, summary) in control.items():
+        metrics.update({f"spc_{key}_variation": summary.variation,
+                        f"spc_{key}_special_cause_points": int((frame["point_class"] != "common_cause").sum())})
+    empty = pd.DataFrame()
+    if national is None or national.empty or data.site_code not in set(national["site_code"]):
+        return Compare(control, empty, empty, [], level)
+    sites = I.sites_of(national)
+    neighbours = P.nearest_neighbours(sites, P.read_areas(), k=min(5, len(sites) - 1)) if len(sites) > 1 else None
+    peers = P.peer_groups(neighbours).get(data.site_code, []) if neighbours is not None else []
+    compared, rows = {}, []
+    for key, ind in I.INDICATORS.items():
+        table = national[national["indicator"] == key]
+        table = table[table["denominator"] > 0]
+        if table.empty or data.site_code not in set(table["site_code"]):
+            continue
+        result = P.compare_sites(table, ind.kind, ind.polarity, level=level, neighbours=neighbours,
+                                 multiplier=ind.multiplier)
+        compared[ind.name] = result
+        mine = result[result["site_code"] == data.site_code].iloc[0]
+        rows.append({"indicator": ind.name, "unit": ind.unit, **mine.drop("site_code").to_dict()})
+        metrics.update({f"vs_england_{key}": mine["vs_england"], f"vs_peers_{key}": mine["vs_peers"]})
+    return Compare(control, pd.DataFrame(rows), P.spine_rows(compared, data.site_code), peers, level)
+
+
+def comparison_table(c: Compare) -> pd.DataFrame:
+    t = c.comparisons
+
+    def fmt(v, unit):
+        return f"{v:.1f}%" if unit == "%" else f"{v:,.2f}"
+
+    return pd.DataFrame({
+        "This site": [fmt(v, u) for v, u in zip(t["value"], t["unit"])],
+        f"{c.level:.0%} interval": [f"{fmt(lo, u)} to {fmt(hi, u)}" for lo, hi, u in zip(t["low"], t["high"], t["unit"])],
+        "England": [fmt(v, u) for v, u in zip(t["england"], t["unit"])],
+        "Against England": t["vs_england"].to_numpy(),
+        "Peers": [fmt(v, u) if pd.notna(v) else "" for v, u in zip(t["peer_value"], t["unit"])],
+        "Against peers": t["vs_peers"].to_numpy(),
+    }, index=t["indicator"].to_numpy())
+
+
+def messages(c: Compare, site_names: dict[str, str] | None = None) -> list[str]:
+    msgs = []
+    for key, (frame, summary) in c.control.items():
+        special = int((frame["point_class"] != "common_cause").sum())
+        title = SERIES[key][0].lower()
+        if special:
+            latest = "; the latest month is itself unusual" if not summary.variation.startswith("common") else ""
+            msgs.append(f"{SERIES[key][0]}: {special} of {summary.points} months show special-cause variation "
+                        f"({summary.variation_label.lower()} at the latest point{latest}).")
+        else:
+            msgs.append(f"{SERIES[key][0]}: only common-cause variation over {summary.points} months.")
+        if summary.trial:
+            msgs[-1] += f" Limits for {title} are trial limits (fewer than 12 months)."
+    if not c.comparisons.empty:
+        notable = c.comparisons[~c.comparisons["vs_england"].isin(["Similar", "Not compared"])]
+        if notable.empty:
+            msgs.append(f"Every indicator is similar to England at {c.level:.0%} confidence.")
+        else:
+            msgs.append("Against England (" + f"{c.level:.0%} confidence): " + "; ".join(
+                f"{row.indicator.lower()}: {row.vs_england.lower()}" for row in notable.itertuples()) + ".")
+        if c.peers:
+            names = [site_names.get(p, p) if site_names else p for p in c.peers]
+            msgs.append("Peers (nearest on population, deprivation and age): " + ", ".join(names) + ".")
+    return msgs
