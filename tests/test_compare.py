@@ -3,7 +3,7 @@ special cause on its control chart; an outlying proportion falls outside the 99.
 
 from __future__ import annotations
 
-import numpy as np
+import pandas as pd
 import pytest
 
 from ipcreport.analysis import indicators as I
@@ -21,18 +21,22 @@ def eight_sites(tmp_path_factory):
     return load_dataset(out)
 
 
-def test_an_injected_shift_in_spend_is_special_cause(eight_sites):
+def test_an_injected_shift_in_admissions_is_special_cause(eight_sites):
     data = site_data(eight_sites, eight_sites.site_codes[0])
-    baseline = compare.control_charts(data, analyse_site(data).allocation)["spend"][0]
-    shift_from = data.extract_date - np.timedelta64(240, "D")  # the last eight months
-    spend = data.tables["spend"]
-    spend.loc[spend["month"] >= shift_from, "amount"] *= 1.4
-    frame, summary = compare.control_charts(data, analyse_site(data).allocation)["spend"]
-    shifted = frame["date"] >= shift_from
-    assert (frame.loc[shifted, "point_class"] != "common_cause").all()
-    assert summary.variation == "neutral_high"  # special cause, high, on a series with no better direction
-    # Without the shift the same months were not all special cause.
-    assert (baseline.loc[baseline["date"] >= shift_from, "point_class"] == "common_cause").any()
+    before, summary_before = compare.control_charts(data, analyse_site(data).allocation)["emergency_admissions"]
+    assert summary_before.variation == "common_cause"
+    # Budget holders' emergency admissions double over the last eight months.
+    shift_from = data.extract_date - pd.Timedelta(days=240)
+    events = data.tables["events"]
+    holders = data["people"].loc[data["people"]["group"] == "ipc", "person_id"]
+    late = events[(events["event_type"] == "emergency_admission") & events["person_id"].isin(holders)
+                  & (events["event_date"] >= shift_from)]
+    data.tables["events"] = pd.concat([events, late], ignore_index=True)
+    frame, summary = compare.control_charts(data, analyse_site(data).allocation)["emergency_admissions"]
+    shifted = frame["date"] >= shift_from.to_period("M").to_timestamp() + pd.offsets.MonthBegin()
+    assert (frame.loc[shifted, "point_class"] == "special_cause_concern").all()
+    assert summary.variation == "concern_high"  # fewer admissions is better, so a rise is a concern
+    assert (before.loc[before["date"] >= shift_from, "point_class"] == "common_cause").all()
 
 
 def national(dataset, inject_site=None, share=0.6):

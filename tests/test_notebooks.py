@@ -71,11 +71,12 @@ def test_site_notebook_shows_every_section_with_a_chart_and_no_errors(site_run):
     assert images >= 6
 
 
-def test_overview_notebook_over_site_metrics(site_run, tmp_path):
+def test_overview_notebook_over_site_metrics(site_run, small_dataset, tmp_path):
     out, site = site_run
     papermill.execute_notebook(
         str(OVERVIEW_NOTEBOOK), str(tmp_path / "overview.ipynb"), kernel_name=KERNEL, progress_bar=False,
-        cwd=str(OVERVIEW_NOTEBOOK.parent), parameters={"metrics_dir": str(out / "metrics")},
+        cwd=str(OVERVIEW_NOTEBOOK.parent),
+        parameters={"metrics_dir": str(out / "metrics"), "data_path": str(small_dataset), "output_dir": str(tmp_path)},
     )
     nb = nbformat.read(tmp_path / "overview.ipynb", as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]

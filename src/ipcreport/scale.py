@@ -45,6 +45,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -146,6 +147,15 @@ def _text_of(ref: str, duck_type: str) -> str:
     return f"CAST({ref} AS VARCHAR)"
 
 
+def _stripped(text: str) -> str:
+    """``text`` stripped of whitespace as str.strip() does, empty as NULL. Trimming a set of
+    characters is slow in DuckDB (~1 us a cell), so only values that start or end with a
+    character outside 33-132 (every whitespace character is) take that path."""
+    slow = f"nullif(trim({text}, {_lit(_WHITESPACE)}), '')"
+    return (f"(CASE WHEN unicode({text}) BETWEEN 33 AND 132 AND unicode(reverse({text})) BETWEEN 33 AND 132 "
+            f"THEN {text} ELSE {slow} END)")
+
+
 def _column_stages(col: C.Column, ref: str, duck_type: str, tz: str | None = None) -> list[list[tuple[str, str]]]:
     """SQL for one contract column read from ``ref`` of DuckDB type ``duck_type``, as four
     stages of (name, expression), each stage reading the names of the one before.
@@ -159,7 +169,7 @@ def _column_stages(col: C.Column, ref: str, duck_type: str, tz: str | None = Non
     n = col.name
     src, s, v, bad = (_q(f"{n}__{part}") for part in ("src", "s", "v", "bad"))
     cat = _category(duck_type)
-    stripped = f"nullif(trim({_text_of(ref, duck_type)}, {_lit(_WHITESPACE)}), '')"  # NULL = missing
+    stripped = _stripped(_text_of(ref, duck_type))  # NULL = missing
     if col.kind == "text":
         return [[(f"{n}__s", stripped)], [], [], [(n, s)]]
     stage1 = [(f"{n}__src", ref), (f"{n}__s", stripped)]
@@ -413,6 +423,7 @@ class DuckDataset:
         })
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
+        self.timings: list[tuple[str, float]] = []  # (what, seconds) of every big statement
         self.meta: C.DatasetMeta | None = None
         self.sources: dict[str, tuple[Path, str | None]] = {}
         self.files: dict[str, str] = {}
@@ -423,6 +434,13 @@ class DuckDataset:
         self._seq = 0
 
     # -- lifecycle --------------------------------------------------------------------------
+
+    def _run(self, sql: str, label: str = "") -> list[tuple]:
+        """Run one statement to completion; its time goes into :attr:`timings`."""
+        started = time.perf_counter()
+        rows = self.con.execute(sql).fetchall()
+        self.timings.append((label or sql[:60], round(time.perf_counter() - started, 3)))
+        return rows
 
     def close(self) -> None:
         if self.con is not None:
@@ -515,7 +533,7 @@ class DuckDataset:
 
         def create(extra: str = "") -> None:
             source = f"read_csv({_lit(str(path))}, {options}{extra})"
-            self.con.execute(f"CREATE TABLE {store} AS {sql.replace('_csv_source', source, 1)}")
+            self._run(f"CREATE TABLE {store} AS {sql.replace('_csv_source', source, 1)}", f"parse {label}")
 
         try:
             create()
@@ -550,7 +568,7 @@ class DuckDataset:
             sql = {"text": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "date": "TIMESTAMP"}[kind]
             casts.append(f"CAST({_q(name)} AS {sql}) AS {_q(name)}")
         store = self._name(f"pd_{table}")
-        self.con.execute(f"CREATE TABLE {store} AS SELECT {', '.join(casts)} FROM {handle}")
+        self._run(f"CREATE TABLE {store} AS SELECT {', '.join(casts)} FROM {handle}", f"load {label}")
         self.con.unregister(handle)
         self.rels[table] = _Rel(table, label, store, list(typed.columns), raw_checked=True)
         return breaches
@@ -606,8 +624,8 @@ class DuckDataset:
             if "ids" not in self._aux:
                 ipc = ("bool_or(coalesce(\"group\" = 'ipc', false))" if "group" in people.columns else "false")
                 self._ids_table = self._name("ids")
-                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {self._ids_table} AS SELECT person_id AS k, "
-                                 f"{ipc} AS ipc FROM {people.name} WHERE person_id IS NOT NULL GROUP BY person_id")
+                self._run(f"CREATE OR REPLACE TEMP TABLE {self._ids_table} AS SELECT person_id AS k, "
+                          f"{ipc} AS ipc FROM {people.name} WHERE person_id IS NOT NULL GROUP BY person_id", "person ids")
                 self._aux.add("ids")
             return f"LEFT JOIN {self._ids_table} _ids ON x.person_id = _ids.k"
         if name == "site_codes":
@@ -664,13 +682,13 @@ class DuckDataset:
         """validation._spend_outside_periods: the latest period starting on or before the month
         (per person) must not have ended before it."""
         budgets = self.rels["budgets"]
-        spend_rows = self.con.execute(
-            f"SELECT count(*) FROM {rel.name} WHERE person_id IS NOT NULL AND month IS NOT NULL").fetchall()[0][0]
+        spend_rows = self._run(
+            f"SELECT count(*) FROM {rel.name} WHERE person_id IS NOT NULL AND month IS NOT NULL", "spend rows")[0][0]
         if spend_rows == 0:
             return None
         periods = (f"SELECT person_id, period_start, period_end FROM {budgets.name} "
                    "WHERE person_id IS NOT NULL AND period_start IS NOT NULL AND period_end IS NOT NULL")
-        if self.con.execute(f"SELECT count(*) FROM ({periods})").fetchall()[0][0] == 0:
+        if self._run(f"SELECT count(*) FROM ({periods})", "budget periods")[0][0] == 0:
             return _Flag(rel.file, rule.column, rule.rule, "x.month IS NOT NULL", shown, rule.severity)
         return _Flag(rel.file, rule.column, rule.rule,
                      "x.person_id IS NOT NULL AND x.month IS NOT NULL AND (_p.period_end IS NULL OR x.month > _p.period_end)",
@@ -698,7 +716,7 @@ class DuckDataset:
             inner = ", ".join(f"coalesce({f.expr}, false) AS f{i}" for i, f in enumerate(group))
             outer = ", ".join(f"coalesce(count_if(f{i}), 0), min(_row, {MAX_LISTED}) FILTER (WHERE f{i})" for i in range(len(group)))
             sql = (f"SELECT {outer} FROM (SELECT x._row, {inner} FROM {rel.name} x {' '.join(joins)})")
-            row = self.con.execute(sql).fetchall()[0]
+            row = self._run(sql, f"rules {rel.file}" + (" (as-of join)" if group[0].asof else ""))[0]
             for i, f in enumerate(group):
                 found[id(f)] = (int(row[2 * i]), sorted(row[2 * i + 1] or []))
         # values of the listed rows
@@ -716,9 +734,9 @@ class DuckDataset:
         values: dict[int, dict[str, object]] = {}
         if rows and wanted:
             cols = sorted(wanted)
-            fetched = self.con.execute(
+            fetched = self._run(
                 f"SELECT _row, {', '.join(_q(c) for c in cols)} FROM {rel.name} "
-                f"WHERE _row IN ({', '.join(str(r) for r in sorted(rows))})").fetchall()
+                f"WHERE _row IN ({', '.join(str(r) for r in sorted(rows))})", f"values {rel.file}")
             values = {r[0]: dict(zip(cols, r[1:])) for r in fetched}
         out = []
         for item in items:
