@@ -9,7 +9,8 @@ import pandas as pd
 import papermill
 import pytest
 
-from ipcreport.build import KERNEL, OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
+from ipcreport.build import OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
+from ipcreport.jobs import KERNEL
 from ipcreport.contract import METRIC_KEYS
 
 from conftest import edit_csv
@@ -33,7 +34,7 @@ def site_run(small_dataset, tmp_path_factory):
     papermill.execute_notebook(
         str(SITE_NOTEBOOK), str(out / "executed.ipynb"), kernel_name=KERNEL, progress_bar=False,
         cwd=str(SITE_NOTEBOOK.parent),
-        parameters={"site_code": site, "data_path": str(small_dataset), "output_dir": str(out / "metrics")},
+        parameters={"site_code": site, "data_path": str(small_dataset), "output_dir": str(out / "metrics" / site)},
     )
     return out, site
 
@@ -92,7 +93,7 @@ def test_a_site_with_no_budgets_yet_still_gets_a_briefing(dataset_copy, tmp_path
         str(SITE_NOTEBOOK), str(tmp_path / "executed.ipynb"), kernel_name=KERNEL, progress_bar=False,
         cwd=str(SITE_NOTEBOOK.parent), parameters={"data_path": str(dataset_copy), "output_dir": str(tmp_path)},
     )
-    metrics = json.loads(next(tmp_path.glob("*/metrics.json")).read_text())
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["budget_total"] == 0 and metrics["utilisation"] is None
     assert any(n.startswith("utilisation: no budget period has completed") for n in metrics["notes"])
     nb = nbformat.read(tmp_path / "executed.ipynb", as_version=4)

@@ -1,65 +1,47 @@
-"""The build: one dataset in, every site's briefing out.
+"""The build: one dataset in, every site's briefing out, doing only the work that changed.
 
-    validate -> partition by site -> per site, in parallel: papermill, then render
-             -> national overview -> index.html + manifest.json -> publish
+    prepare  validate and partition the dataset (skipped when its bytes are unchanged)
+    plan     each site's cache key: notebook, package code, its data, its parameters, and what
+             its briefing shows of other sites; a site whose key matches its last finished
+             run is reused
+    run      stale sites in parallel (a process pool, or a Dask cluster), each in a private
+             folder moved into place when finished; then the national overview
+    publish  briefings, downloads, index.html and manifest.json into reports/<run>, swapped in
 
-Working files (site partitions, executed notebooks, metrics.json, logs) live in
-``work/<run>/``; what may be published (briefings, index, manifest) is assembled in
-``work/<run>/publish`` and only then moved to ``reports/<run>``, so a failed or interrupted
-build never leaves a half-written report, and an invalid dataset writes nothing at all.
-One failing site never stops the others: it gets its error and log and a red row on the index.
+Working files live in ``work/<run>/``; an invalid dataset writes nothing at all (exit 2); a
+failing site gets its error, log and a red row on the index while the others carry on (exit
+1); Ctrl-C or SIGTERM keeps every finished site, and the next build carries on from there.
 """
 
 from __future__ import annotations
 
-import html
 import json
-import multiprocessing
+import logging
 import os
-import platform
 import shutil
+import signal
 import sys
+import threading
 import time
-import traceback
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import __version__
-from .analysis.indicators import national_table
-from .dataset import Dataset, load_dataset, partition_by_site, site_tables
+from .cache import key_of, notebook_fingerprint, package_fingerprint, read_key, sha256_files, sha256_json, stale_reasons
+from .jobs import (KEY_FILE, RENDERED, BuildInterrupted, NotebookJob, StageResult, replace_folder, result_dict,
+                   reuse, run_dask, run_local, run_notebook_job)
 from .params import RunParams
-from .render import EMPTY_FAVICON, RenderRequest, default_renderer
-from .results import METRICS_FILE, read_metrics, write_json_atomic
+from .publish import SYNTHETIC_MARK, assemble, swap_into_place
+from .results import write_json_atomic
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = PACKAGE_ROOT / "notebooks"
 SITE_NOTEBOOK = NOTEBOOKS / "site_briefing.ipynb"
 OVERVIEW_NOTEBOOK = NOTEBOOKS / "national_overview.ipynb"
-KERNEL = "ipcreport"
-SYNTHETIC_MARK = "SYNTHETIC DATA: not real people"
-
-
-@dataclass
-class StageResult:
-    """One notebook's journey: executed, rendered, where its outputs went, how long it took."""
-
-    key: str  # site code, or "overview"
-    title: str
-    status: str = "pending"  # ok | failed
-    error: str | None = None
-    outputs: dict[str, str] = field(default_factory=dict)  # format -> path relative to the report
-    downloads: list[str] = field(default_factory=list)  # CSV and Excel files, relative to the report
-    work_dir: str = ""
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
+INPUTS_FILE = "inputs.json"
+log = logging.getLogger("ipcreport.build")
 
 
 @dataclass
@@ -68,6 +50,7 @@ class BuildResult:
     sites: list[StageResult]
     overview: StageResult
     seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -78,206 +61,291 @@ class BuildResult:
         return [s for s in [*self.sites, self.overview] if not s.ok]
 
 
-@dataclass(frozen=True)
-class NotebookJob:
-    """Everything a worker process needs to execute and render one notebook."""
-
-    key: str
-    title: str
-    notebook: str
-    parameters: dict[str, Any]
-    work_dir: str
-    publish_dir: str
-    publish_prefix: str  # the outputs' folder relative to the report root
-    stem: str
-    subtitle: str
-    formats: tuple[str, ...]
-    watermark: str | None
-    cell_timeout: int
+# ---------------------------------------------------------------------------------------------
+# prepare
 
 
-@contextmanager
-def _stderr_into(stream) -> Iterator[None]:
-    """Point file descriptor 2 at ``stream`` so a kernel started inside inherits it: kernel
-    warnings and crashes land in the site's own log instead of the build's console."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    os.dup2(stream.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+def dataset_files(folder: Path) -> list[Path]:
+    """The files a dataset is made of (what its identity hash covers)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and (
+        p.name == "dataset.yaml" or p.suffix in (".csv", ".parquet", ".xlsx")) and not p.name.startswith("~$"))
 
 
-def run_notebook_job(job: NotebookJob) -> StageResult:
-    """Execute with papermill, then render; never raises (a failure is a result)."""
-    import papermill  # imported in the worker: keeps the parent light and start-up fast
+def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = True) -> dict[str, Any]:
+    """Validate, partition and summarise the dataset, or reuse what the last build made of the
+    same bytes. Raises DatasetInvalid (before writing anything) when the contract is broken.
 
-    result = StageResult(job.key, job.title, work_dir=job.work_dir)
-    work = Path(job.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    executed = work / Path(job.notebook).name
-    log = work / "execution.log"
-    started = time.perf_counter()
-    try:
-        with log.open("w", encoding="utf-8") as stream, _stderr_into(stream):
-            papermill.execute_notebook(
-                job.notebook, executed, parameters=job.parameters, kernel_name=KERNEL,
-                cwd=str(Path(job.notebook).parent), progress_bar=False, log_output=True,
-                stdout_file=stream, stderr_file=stream, execution_timeout=job.cell_timeout,
-            )
-        result.timings["execute_seconds"] = round(time.perf_counter() - started, 2)
-        rendered_at = time.perf_counter()
-        request = RenderRequest(executed, Path(job.publish_dir), job.stem, job.title, subtitle=job.subtitle,
-                                watermark=job.watermark, formats=job.formats)
-        outputs = default_renderer().render(request)
-        result.timings["render_seconds"] = round(time.perf_counter() - rendered_at, 2)
-        result.outputs = {fmt: f"{job.publish_prefix}/{path.name}" for fmt, path in outputs.items()}
-        result.downloads = publish_downloads(work / "downloads", Path(job.publish_dir) / "downloads",
-                                             job.publish_prefix, job.title)
-        result.status = "ok"
-    except Exception as err:  # noqa: BLE001 - any failure of one site is reported, not raised
-        result.status = "failed"
-        result.error = f"{type(err).__name__}: {err}".strip()[:4000]
-        (work / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-    return result
+    Returns the inputs record: dataset identity, sites, partitions with their hashes, the
+    national indicator table and each site's comparison fingerprint.
+    """
+    identity = sha256_files(dataset_files(dataset_path)) if dataset_path.is_dir() else ""
+    months = params.settings["reporting_months"]
+    cached = _read_json(work / "data" / INPUTS_FILE)
+    if cached and cached["dataset_sha256"] == identity and cached["reporting_months"] == months \
+            and all(Path(p["folder"]).is_dir() for p in cached["partitions"].values()):
+        return cached  # the same bytes were validated and partitioned before
+
+    from .analysis.indicators import national_table
+    from .dataset import load_dataset, site_partition, site_tables
+    from .sections.compare import compare_all, fingerprint
+
+    dataset = load_dataset(dataset_path)  # all-or-nothing: nothing is written before this passes
+    meta = dataset.meta
+    partitions, pending = {}, {}
+    for code in dataset.site_codes:
+        files, site_meta = site_partition(dataset, code)
+        folder = work / "data" / f"site={code}"
+        partitions[code] = {"folder": str(folder), "sha256": site_meta["data_sha256"]}
+        pending[folder] = (files, site_meta)
+    national = national_table([site_tables(dataset, c) for c in dataset.site_codes], meta.extract_date, months)
+    comparisons = compare_all(national)
+    sites = dataset.tables["sites"]
+    inputs = {
+        "dataset_sha256": identity,
+        "dataset_path": str(dataset_path.resolve()),
+        "name": meta.name,
+        "extract_date": meta.extract_date.date().isoformat(),
+        "extract_date_words": f"{meta.extract_date:%d %B %Y}",
+        "synthetic": meta.synthetic,
+        "files": dataset.files,
+        "warnings": [str(w) for w in dataset.warnings],
+        "reporting_months": months,
+        "sites": [{"site_code": c, "site_name": str(n), "region": str(r)}
+                  for c, n, r in zip(sites["site_code"], sites["site_name"], sites["region"])],
+        "partitions": partitions,
+        "national_csv": str(work / "data" / "national.csv"),
+        "national_sha256": sha256_json(national.round(9).to_dict("records")),
+        "fingerprints": {code: fingerprint(comparisons.get(code)) for code in dataset.site_codes},
+    }
+    if write:
+        for folder, (files, site_meta) in pending.items():
+            _write_partition(folder, files, site_meta)
+        national.to_csv(inputs["national_csv"], index=False)
+        write_json_atomic(work / "data" / INPUTS_FILE, inputs)
+    return inputs
 
 
-def publish_downloads(source: Path, target: Path, prefix: str, title: str) -> list[str]:
-    """Copy a notebook's downloads (already disclosure-controlled) into the published folder,
-    with a small page listing them; returns their paths relative to the report."""
-    if not source.is_dir():
-        return []
-    shutil.copytree(source, target, dirs_exist_ok=True)
-    files = sorted(p.name for p in target.iterdir() if p.suffix in (".csv", ".xlsx"))
-    items = "\n".join(f'<li><a href="{html.escape(name)}">{html.escape(name)}</a></li>' for name in files)
-    page = (f'<!DOCTYPE html>\n<html lang="en-GB">\n<head><meta charset="utf-8">{EMPTY_FAVICON}<title>Downloads: '
-            f'{html.escape(title)}</title></head>\n<body><main>\n<h1>Downloads: {html.escape(title)}</h1>\n'
-            f"<p>The data behind every table and chart of the briefing. Counts of people are rounded and "
-            f"small counts hidden, as in the briefing.</p>\n<ul>\n{items}\n</ul>\n</main></body>\n</html>\n")
-    (target / "index.html").write_text(page, encoding="utf-8")
-    return [f"{prefix}/downloads/{name}" for name in files]
+def _write_partition(folder: Path, files: dict[str, bytes], meta: dict) -> None:
+    from .dataset import SITE_META_FILE
+
+    staged = folder.with_name(f".{folder.name}.partial")
+    if staged.exists():
+        shutil.rmtree(staged)
+    staged.mkdir(parents=True)
+    for name, content in files.items():
+        (staged / name).write_bytes(content)
+    (staged / SITE_META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    replace_folder(staged, folder)
 
 
-def plan_site_jobs(dataset: Dataset, params: RunParams, partitions: dict[str, Path], work: Path,
-                   publish: Path, run_date: str) -> list[NotebookJob]:
-    sites = dataset.tables["sites"].set_index("site_code")
-    subtitle = f"Quarterly briefing on data to {dataset.meta.extract_date:%d %B %Y}"
+# ---------------------------------------------------------------------------------------------
+# plan
+
+
+@dataclass
+class Plan:
+    inputs: dict[str, Any]
+    sites: list[NotebookJob]
+    run_date: str
+
+    def stale(self) -> list[NotebookJob]:
+        return [job for job in self.sites if job.reasons]
+
+
+def _outputs_present(folder: Path, record: dict | None) -> bool:
+    return bool(record) and all((folder / RENDERED / name).exists() for name in record.get("outputs", {}).values())
+
+
+def plan_sites(inputs: dict[str, Any], params: RunParams, work: Path, site_notebook: Path = SITE_NOTEBOOK,
+               force: bool = False) -> Plan:
+    """Each site's job, cache key, and why it must run (no reasons: reuse the last result)."""
+    shared = {"notebook": notebook_fingerprint(site_notebook), "package": package_fingerprint(),
+              "dataset": sha256_json([inputs["name"], inputs["extract_date"], inputs["synthetic"]])}
+    run_date = datetime.now(timezone.utc).date().isoformat()
+    subtitle = f"Quarterly briefing on data to {inputs['extract_date_words']}"
     jobs = []
-    for code, folder in partitions.items():
-        name = sites.loc[code, "site_name"]
+    for site in inputs["sites"]:
+        code = site["site_code"]
+        settings = params.for_site(code)
+        components = {**shared, "data": inputs["partitions"][code]["sha256"],
+                      "parameters": sha256_json([settings, list(params.formats), params.source]),
+                      "comparisons": inputs["fingerprints"][code]}
+        key = key_of(components)
+        folder = work / "sites" / code
+        previous = read_key(folder)
+        reasons = ["rebuild forced (--force)"] if force else stale_reasons(
+            components, previous, _outputs_present(folder, previous))
         jobs.append(NotebookJob(
-            key=code,
-            title=f"{name}: personal budgets briefing",
-            notebook=str(SITE_NOTEBOOK),
-            parameters={"site_code": code, "data_path": str(folder), "output_dir": str(work / "sites"),
-                        "national_path": str(work / "national.csv"),
-                        "params_file": params.source, "run_date": run_date, **params.for_site(code)},
-            work_dir=str(work / "sites" / code),
-            publish_dir=str(publish / "sites" / code),
-            publish_prefix=f"sites/{code}",
-            stem="briefing",
-            subtitle=subtitle,
-            formats=params.formats,
-            watermark=SYNTHETIC_MARK if dataset.meta.synthetic else None,
-            cell_timeout=params.cell_timeout_seconds,
+            key=code, title=f"{site['site_name']}: personal budgets briefing", subtitle=subtitle,
+            notebook=str(site_notebook),
+            parameters={"site_code": code, "data_path": inputs["partitions"][code]["folder"],
+                        "output_dir": str(folder.parent / f".{code}.partial"),
+                        "national_path": inputs["national_csv"], "params_file": params.source,
+                        "run_date": run_date, **settings},
+            work_dir=str(folder), stem="briefing", formats=params.formats,
+            watermark=SYNTHETIC_MARK if inputs["synthetic"] else None, cell_timeout=params.cell_timeout_seconds,
+            components=components, cache_key=key, reasons=tuple(reasons),
         ))
-    return jobs
+    return Plan(inputs, jobs, run_date)
+
+
+def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work: Path, force: bool) -> NotebookJob:
+    ok = [r for r in results if r.ok]
+    site_keys = {r.key: (read_key(Path(r.work_dir)) or {}).get("key") for r in ok}
+    components = {"notebook": notebook_fingerprint(OVERVIEW_NOTEBOOK), "package": package_fingerprint(),
+                  "sites": sha256_json(site_keys), "national": plan.inputs["national_sha256"],
+                  "parameters": sha256_json([params.settings["suppress_threshold"], params.settings["rounding"],
+                                             list(params.formats), params.source])}
+    folder = work / "overview"
+    previous = read_key(folder)
+    reasons = ["rebuild forced (--force)"] if force else stale_reasons(
+        components, previous, _outputs_present(folder, previous))
+    return NotebookJob(
+        key="overview", title="Personal budgets: national overview",
+        subtitle=f"All sites, data to {plan.inputs['extract_date_words']}", notebook=str(OVERVIEW_NOTEBOOK),
+        parameters={"metrics_dir": str(work / "sites"), "sites": [r.key for r in ok],
+                    "output_dir": str(work / ".overview.partial"), "params_file": params.source,
+                    "run_date": plan.run_date, "link_sites": True, "national_path": plan.inputs["national_csv"],
+                    "suppress_threshold": params.settings["suppress_threshold"], "rounding": params.settings["rounding"]},
+        work_dir=str(folder), stem="overview", formats=params.formats,
+        watermark=SYNTHETIC_MARK if plan.inputs["synthetic"] else None, cell_timeout=params.cell_timeout_seconds,
+        components=components, cache_key=key_of(components), reasons=tuple(reasons),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# run and publish
+
+
+class Progress:
+    """Sites done, failed and time left, on one line per site (and in the run's log file)."""
+
+    def __init__(self, total: int, say: Callable[[str], None]):
+        self.total, self.say, self.done, self.failed = total, say, 0, 0
+        self.started = time.perf_counter()
+
+    def __call__(self, result: StageResult) -> None:
+        self.done += 1
+        self.failed += not result.ok
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        detail = f"failed: {(result.error or '').splitlines()[0][:160]}" if not result.ok else "ok"
+        self.say(f"[{self.done}/{self.total}] {result.key} {detail} ({result.timings.get('execute_seconds', 0):.0f} s "
+                 f"run, {result.timings.get('render_seconds', 0):.0f} s render); {self.failed} failed, "
+                 f"about {left:.0f} s left")
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise BuildInterrupted(f"stopped by signal {signum}")
 
 
 def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = None,
-          reports_root: str | Path = "reports", work_root: str | Path = "work",
-          progress=print) -> BuildResult:
-    """Validate, execute, render and publish every site of a dataset.
+          reports_root: str | Path = "reports", work_root: str | Path = "work", force: bool = False,
+          executor: str = "local", scheduler: str | None = None, site_notebook: Path = SITE_NOTEBOOK,
+          progress: Callable[[str], None] = print) -> BuildResult:
+    """Validate, execute what changed, render and publish every site of a dataset.
 
-    Raises :class:`~ipcreport.validation.DatasetInvalid` before writing anything when the
-    dataset breaks the contract.
+    Raises DatasetInvalid before writing anything when the dataset breaks the contract, and
+    BuildInterrupted on Ctrl-C or SIGTERM (finished sites are kept; nothing is published).
     """
     started = time.perf_counter()
-    dataset = load_dataset(dataset_path)  # all-or-nothing: nothing is written before this passes
-    work = Path(work_root).resolve() / params.run
-    if work.exists():
-        shutil.rmtree(work)
-    publish = work / "publish"
-    publish.mkdir(parents=True)
-    partitions = partition_by_site(dataset, work / "data")
-    national = work / "national.csv"  # every site's indicators, for comparisons and funnel plots
-    national_table([site_tables(dataset, code) for code in dataset.site_codes], dataset.meta.extract_date,
-                   params.settings["reporting_months"]).to_csv(national, index=False)
+    timings: dict[str, float] = {}
+    dataset_path, work = Path(dataset_path), Path(work_root).resolve() / params.run
+    inputs = prepare(dataset_path, params, work)
+    timings["prepare_seconds"] = round(time.perf_counter() - started, 2)
+    say = _run_log(work, progress)
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        plan = plan_sites(inputs, params, work, site_notebook, force)
+        stale = plan.stale()
+        say(f"{len(plan.sites)} site(s) in {inputs['name']}: {len(stale)} to build, "
+            f"{len(plan.sites) - len(stale)} unchanged (work in {work})")
+        for job in stale:
+            say(f"  {job.key}: {'; '.join(job.reasons)}")
+        ran_at = time.perf_counter()
+        ran: dict[str, StageResult] = {}
+        if stale:
+            tick = Progress(len(stale), say)
+            if executor == "dask":
+                if not scheduler:
+                    raise ValueError("--executor dask needs --scheduler ADDRESS")
+                ran = {r.key: r for r in run_dask(stale, scheduler, tick)}
+            else:
+                workers = max(1, min(jobs or os.cpu_count() or 1, len(stale)))
+                ran = {r.key: r for r in run_local(stale, workers, tick)}
+        sites = [ran.get(job.key) or reuse(job, read_key(Path(job.work_dir))) for job in plan.sites]
+        timings["sites_seconds"] = round(time.perf_counter() - ran_at, 2)
 
-    run_date = datetime.now(timezone.utc).date().isoformat()
-    site_jobs = plan_site_jobs(dataset, params, partitions, work, publish, run_date)
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(site_jobs)))
-    progress(f"Building {len(site_jobs)} site(s) with {workers} worker(s) from {dataset.path}")
-    results: list[StageResult] = []
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for result in pool.map(run_notebook_job, site_jobs):
-            results.append(result)
-            progress(f"  {result.key}: {result.status}"
-                     + (f" ({result.error.splitlines()[0][:200]})" if result.error else ""))
+        overview_at = time.perf_counter()
+        job = overview_job(plan, sites, params, work, force)
+        overview = run_notebook_job(job) if job.reasons else reuse(job, read_key(Path(job.work_dir)))
+        if job.reasons:
+            say(f"overview: {overview.status}" + (f" ({overview.error})" if overview.error else ""))
+        timings["overview_seconds"] = round(time.perf_counter() - overview_at, 2)
+    except KeyboardInterrupt as stop:
+        finished = sum((Path(j.work_dir) / KEY_FILE).exists() for j in plan.sites) if "plan" in locals() else 0
+        say(f"interrupted: {finished} site(s) finished and kept in {work}; nothing was published. "
+            "Run the same command again to carry on.")
+        raise BuildInterrupted(str(stop)) from None
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous_handler)
 
-    overview = run_notebook_job(NotebookJob(
-        key="overview", title="Personal budgets: national overview", notebook=str(OVERVIEW_NOTEBOOK),
-        parameters={"metrics_dir": str(work / "sites"), "sites": [r.key for r in results if r.ok],
-                    "output_dir": str(work / "overview"), "params_file": params.source, "run_date": run_date,
-                    "link_sites": True, "national_path": str(work / "national.csv"),
-                    "suppress_threshold": params.settings["suppress_threshold"],
-                    "rounding": params.settings["rounding"]},
-        work_dir=str(work / "overview"), publish_dir=str(publish / "overview"), publish_prefix="overview",
-        stem="overview", subtitle=f"All sites, data to {dataset.meta.extract_date:%d %B %Y}", formats=params.formats,
-        watermark=SYNTHETIC_MARK if dataset.meta.synthetic else None, cell_timeout=params.cell_timeout_seconds,
-    ))
-    progress(f"  overview: {overview.status}")
-
+    publish_at = time.perf_counter()
     report_dir = Path(reports_root).resolve() / params.run
-    result = BuildResult(report_dir, results, overview, 0.0)
-    write_index(publish, dataset, result, work)
+    result = BuildResult(report_dir, sites, overview, 0.0, timings)
+    staged = work / "publish"
+    timings["publish_seconds"] = 0.0
+    assemble(staged, inputs, sites, overview, manifest(inputs, params, result, work))
+    swap_into_place(staged, report_dir)
+    timings["publish_seconds"] = round(time.perf_counter() - publish_at, 2)
     result.seconds = round(time.perf_counter() - started, 2)
-    write_json_atomic(publish / "manifest.json", manifest(dataset, params, result, work))
-    _swap_into_place(publish, report_dir)
+    say(f"published {report_dir / 'index.html'} in {result.seconds:.1f} s")
     return result
 
 
-def _swap_into_place(staged: Path, target: Path) -> None:
-    """Replace ``target`` with ``staged`` by renames, so readers see the old or the new, never half."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = target.with_name(f".{target.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if target.exists():
-        os.replace(target, old)
-    shutil.move(str(staged), str(target))
-    if old.exists():
-        shutil.rmtree(old)
+def _run_log(work: Path, progress: Callable[[str], None]) -> Callable[[str], None]:
+    """Say something to the user and to this run's log file, work/<run>/logs/build-<time>.log."""
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    path = logs / f"build-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    for old in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
+        log.removeHandler(old)
+        old.close()
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+    def say(message: str) -> None:
+        log.info(message)
+        progress(message)
+
+    return say
 
 
-def manifest(dataset: Dataset, params: RunParams, result: BuildResult, work: Path) -> dict[str, Any]:
+def manifest(inputs: dict[str, Any], params: RunParams, result: BuildResult, work: Path) -> dict[str, Any]:
+    from .render import default_renderer
+    from .results import METRICS_FILE
+
     def stage(r: StageResult) -> dict[str, Any]:
-        entry = asdict(r)
+        entry = result_dict(r)
         metrics = Path(r.work_dir) / METRICS_FILE
-        entry["metrics"] = str(metrics) if metrics.exists() else None
+        entry["metrics"] = str(metrics) if r.ok and metrics.exists() else None
         return entry
 
     return {
         "run": params.run,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "ok": result.ok,
-        "seconds": result.seconds,
+        "timings": result.timings,
         "package_version": __version__,
         "python": sys.version.split()[0],
-        "platform": platform.platform(),
         "renderer": default_renderer().name,
-        "dataset": {
-            "name": dataset.meta.name,
-            "path": str(Path(dataset.path).resolve()),
-            "extract_date": dataset.meta.extract_date.date().isoformat(),
-            "synthetic": dataset.meta.synthetic,
-            "sha256": dataset.sha256,
-            "files": dataset.files,
-            "warnings": [str(w) for w in dataset.warnings],
-        },
+        "dataset": {k: inputs[k] for k in ("name", "dataset_path", "extract_date", "synthetic", "files", "warnings")}
+        | {"sha256": inputs["dataset_sha256"]},
         "parameters": {"file": params.source, "settings": params.settings, "site_overrides": params.site_overrides,
                        "formats": list(params.formats)},
         "work_dir": str(work),
@@ -286,83 +354,15 @@ def manifest(dataset: Dataset, params: RunParams, result: BuildResult, work: Pat
     }
 
 
-FORMAT_LABELS = {"html": "HTML", "pdf": "PDF", "docx": "Word"}
+def status(dataset_path: str | Path, params: RunParams, work_root: str | Path = "work") -> Plan:
+    """What a build would do now, and why; writes nothing."""
+    work = Path(work_root).resolve() / params.run
+    return plan_sites(prepare(Path(dataset_path), params, work, write=False), params, work)
 
 
-def write_index(publish: Path, dataset: Dataset, result: BuildResult, work: Path) -> None:
-    """reports/<run>/index.html: every site, its status, links to each format."""
-    sites = dataset.tables["sites"].set_index("site_code")
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
 
-    def links(r: StageResult) -> str:
-        formats = [f'<a href="{html.escape(path)}">{FORMAT_LABELS[fmt]}</a>' for fmt, path in r.outputs.items()]
-        if r.downloads:
-            folder = r.downloads[0].rsplit("/", 1)[0]
-            formats += [f'<a href="{html.escape(folder)}/tables.xlsx">Excel</a>',
-                        f'<a href="{html.escape(folder)}/index.html">CSV</a>']
-        return " · ".join(formats)
-
-    rows = []
-    for r in result.sites:
-        name = sites.loc[r.key, "site_name"]
-        region = sites.loc[r.key, "region"]
-        metrics = Path(r.work_dir) / METRICS_FILE
-        budget = read_metrics(metrics).get("budget_total") if metrics.exists() else None
-        status = ('<td class="ok">Built</td>' if r.ok else
-                  f'<td class="failed">Failed: {html.escape((r.error or "").splitlines()[0][:300])}'
-                  f'<br><small>log: {html.escape(str(Path(r.work_dir) / "execution.log"))}</small></td>')
-        rows.append(
-            f'<tr class="{r.status}"><th scope="row">{html.escape(str(name))}<br><small>{html.escape(r.key)}</small></th>'
-            f"<td>{html.escape(str(region))}</td>{status}"
-            f"<td>{'£{:,.0f}'.format(budget) if budget is not None else ''}</td><td>{links(r)}</td></tr>"
-        )
-    banner = (f'<p class="synthetic" role="note"><strong>{SYNTHETIC_MARK}.</strong> These briefings are built '
-              "from a generated dataset to show the reports; they are not findings.</p>"
-              if dataset.meta.synthetic else "")
-    overview = (f"<p>National overview: {links(result.overview)}</p>" if result.overview.ok
-                else f'<p class="failed">National overview failed: {html.escape(result.overview.error or "")}</p>')
-    failed = len(result.failed)
-    summary = f"{len(result.sites) - sum(not s.ok for s in result.sites)} of {len(result.sites)} site briefings built"
-    page = f"""<!DOCTYPE html>
-<html lang="en-GB">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-{EMPTY_FAVICON}
-<title>Personal budgets briefings: {html.escape(dataset.meta.name)}</title>
-<style>
-body {{ font-family: system-ui, -apple-system, "Segoe UI", Arial, sans-serif; max-width: 60rem; margin: 2rem auto;
-       padding: 0 1rem; color: #212b32; line-height: 1.5; }}
-h1 {{ color: #005eb8; }}
-.synthetic {{ position: sticky; top: 0; background: #ffeb3b; color: #212b32; padding: .5rem 1rem; border: 2px solid #212b32; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #d8dde0; vertical-align: top; }}
-thead th {{ background: #005eb8; color: #fff; }}
-td.ok {{ color: #007f3b; font-weight: bold; }}
-td.failed, p.failed {{ color: #d5281b; font-weight: bold; }}
-tr.failed {{ background: #fde8e6; }}
-a {{ color: #005eb8; }}
-</style>
-</head>
-<body>
-{banner}
-<main>
-<h1>Personal budgets briefings</h1>
-<p>Dataset <strong>{html.escape(dataset.meta.name)}</strong>, extracted {dataset.meta.extract_date:%d %B %Y}.
-{summary}{f"; {failed} failed" if failed else ""}.</p>
-{overview}
-<table>
-<caption>Site briefings, their status and formats</caption>
-<thead><tr><th scope="col">Site</th><th scope="col">NHS region</th><th scope="col">Status</th>
-<th scope="col">Agreed budgets, reporting year</th><th scope="col">Briefing</th></tr></thead>
-<tbody>
-{chr(10).join(rows)}
-</tbody>
-</table>
-<p><small>ipcreport {__version__}; data SHA-256 {dataset.sha256[:12]}; see manifest.json for inputs, parameters and timings.</small></p>
-</main>
-</body>
-</html>
-"""
-    tmp = publish / ".index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, publish / "index.html")

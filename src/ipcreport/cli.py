@@ -1,7 +1,8 @@
-"""`ipcreport synth | validate | build`.
+"""`ipcreport synth | validate | build | status`.
 
 Exit codes: 0 success; 1 a build ran but some site or the overview failed; 2 bad input
-(the dataset breaks the contract, or the parameters are wrong): nothing was written.
+(the dataset breaks the contract, or the parameters are wrong): nothing was written;
+130 interrupted (Ctrl-C or SIGTERM): finished sites are kept and a re-run carries on.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED_SITES, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED_SITES, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -46,12 +47,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from .build import build
+    from .jobs import BuildInterrupted
     from .params import ParamsError, load_params
     from .validation import DatasetInvalid
 
     try:
         params = load_params(args.params)
-        result = build(args.dataset, params, jobs=args.jobs, reports_root=args.reports, work_root=args.work)
+        result = build(args.dataset, params, jobs=args.jobs, reports_root=args.reports, work_root=args.work,
+                       force=args.force, executor=args.executor, scheduler=args.scheduler)
     except ParamsError as err:
         print(f"ipcreport build: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -60,10 +63,31 @@ def _build(args: argparse.Namespace) -> int:
             print(breach, file=sys.stderr)
         print(f"ipcreport build: {args.dataset} breaks the data contract; nothing was written.", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"Report: {result.report_dir / 'index.html'} ({len(result.sites)} sites, {result.seconds:.0f} s)")
+    except BuildInterrupted:
+        return EXIT_INTERRUPTED
+    built = sum(s.ok and not s.cached for s in result.sites)
+    print(f"Report: {result.report_dir / 'index.html'} ({len(result.sites)} sites: {built} built, "
+          f"{sum(s.cached for s in result.sites)} unchanged, {len(result.failed)} failed; {result.seconds:.1f} s)")
     for failed in result.failed:
         print(f"FAILED {failed.key}: {failed.error} (log in {failed.work_dir})", file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED_SITES
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .build import status
+    from .params import ParamsError, load_params
+    from .validation import DatasetInvalid
+
+    try:
+        plan = status(args.dataset, load_params(args.params), work_root=args.work)
+    except (ParamsError, DatasetInvalid) as err:
+        print(f"ipcreport status: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for job in plan.sites:
+        print(f"{job.key:<12} {'stale: ' + '; '.join(job.reasons) if job.reasons else 'up to date'}")
+    stale = len(plan.stale())
+    print(f"{stale} of {len(plan.sites)} site(s) would be built" + (" (and the overview)." if stale else "."))
+    return EXIT_OK
 
 
 def parser() -> argparse.ArgumentParser:
@@ -93,7 +117,17 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", type=int, default=None, help="sites built at once (default: number of cores)")
     b.add_argument("--reports", default="reports", help="published output root (default: reports)")
     b.add_argument("--work", default="work", help="working files root (default: work)")
+    b.add_argument("--force", action="store_true", help="run every site again, changed or not")
+    b.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="local: a process pool on this machine; dask: a Dask distributed cluster")
+    b.add_argument("--scheduler", help="the Dask scheduler's address, e.g. tcp://10.0.0.5:8786")
     b.set_defaults(func=_build)
+
+    st = sub.add_parser("status", help="which sites a build would run again, and why; writes nothing")
+    st.add_argument("dataset")
+    st.add_argument("--params", help="run parameters (YAML)")
+    st.add_argument("--work", default="work")
+    st.set_defaults(func=_status)
     return p
 
 

@@ -9,6 +9,7 @@ tables only when every contract rule holds; otherwise it raises
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -194,27 +195,42 @@ def _breach_from_json(raw: dict) -> Breach:
     return Breach(**{**raw, "rows": tuple(raw["rows"]), "values": tuple(raw["values"])})
 
 
-def partition_by_site(dataset: Dataset, out_dir: Path) -> dict[str, Path]:
-    """Write ``out_dir/site=<code>/<table>.parquet`` plus site.json; returns code -> folder.
+def site_partition(dataset: Dataset, code: str) -> tuple[dict[str, bytes], dict]:
+    """One site's partition in memory: each table as Parquet bytes, and its site.json.
 
-    Each folder's content hash (see :func:`partition_sha256`) changes only when that site's
-    data changes, so later stages can key their work on it.
+    The Parquet bytes are deterministic for the same rows, so their hash (``partition_sha256``
+    in site.json) changes only when this site's data changes.
     """
+    tables = site_tables(dataset, code)
+    files = {}
+    for table, frame in tables.items():
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        files[f"{table}.parquet"] = buffer.getvalue()
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode())
+        digest.update(files[name])
+    meta = {
+        "site_code": code,
+        "dataset": dataset.meta.name,
+        "extract_date": dataset.meta.extract_date.date().isoformat(),
+        "synthetic": dataset.meta.synthetic,
+        "data_sha256": digest.hexdigest(),  # this site's data, not the whole dataset's
+        "warnings": [asdict(w) for w in site_warnings(dataset, tables)],
+    }
+    return files, meta
+
+
+def partition_by_site(dataset: Dataset, out_dir: Path) -> dict[str, Path]:
+    """Write ``out_dir/site=<code>/<table>.parquet`` plus site.json; returns code -> folder."""
     folders = {}
     for code in dataset.site_codes:
+        files, meta = site_partition(dataset, code)
         folder = out_dir / f"site={code}"
         folder.mkdir(parents=True, exist_ok=True)
-        tables = site_tables(dataset, code)
-        for table, frame in tables.items():
-            frame.to_parquet(folder / f"{table}.parquet", index=False)
-        meta = {
-            "site_code": code,
-            "dataset": dataset.meta.name,
-            "extract_date": dataset.meta.extract_date.date().isoformat(),
-            "synthetic": dataset.meta.synthetic,
-            "data_sha256": dataset.sha256,
-            "warnings": [asdict(w) for w in site_warnings(dataset, tables)],
-        }
+        for name, content in files.items():
+            (folder / name).write_bytes(content)
         (folder / SITE_META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         folders[code] = folder
     return folders

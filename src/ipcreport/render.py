@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import nbformat
 import yaml
 
 log = logging.getLogger(__name__)
@@ -82,8 +81,10 @@ def default_renderer() -> Renderer:
 # Reading the notebook
 
 
-def read_notebook(path: Path) -> nbformat.NotebookNode:
+def read_notebook(path: Path) -> "nbformat.NotebookNode":
     """Read an executed notebook, refusing one whose run ended in an error."""
+    import nbformat  # imported when rendering: it is slow to import (its JSON-schema checks)
+
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as exc:  # nbformat raises several unrelated types
@@ -99,7 +100,7 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     return nb
 
 
-def split_front_matter(nb: nbformat.NotebookNode) -> tuple[dict[str, Any], list]:
+def split_front_matter(nb: "nbformat.NotebookNode") -> tuple[dict[str, Any], list]:
     """Return (front matter, remaining cells): Quarto reads YAML from a first raw cell."""
     cells = list(nb.cells)
     if cells and cells[0].cell_type == "raw":
@@ -272,7 +273,7 @@ class _Converter:
 
 
 def notebook_markdown(
-    nb: nbformat.NotebookNode, assets: Path, assets_ref: str
+    nb: "nbformat.NotebookNode", assets: Path, assets_ref: str
 ) -> tuple[dict[str, Any], list[str | _Either]]:
     """Front matter and the Markdown pieces of a notebook; figures are written to assets."""
     front, cells = split_front_matter(nb)
@@ -538,7 +539,7 @@ class QuartoRenderer:
                 written[fmt] = final
         return written
 
-    def _prepare(self, nb: nbformat.NotebookNode, request: RenderRequest, work: Path) -> None:
+    def _prepare(self, nb: "nbformat.NotebookNode", request: RenderRequest, work: Path) -> None:
         try:
             front, cells = split_front_matter(nb)
         except RenderError as exc:
@@ -570,5 +571,7 @@ class QuartoRenderer:
         }
         out = copy.deepcopy(nb)
         head = "---\n" + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) + "---"
+        import nbformat
+
         out.cells = [nbformat.v4.new_raw_cell(head), *cells]
         nbformat.write(out, work / f"{request.stem}.ipynb")

@@ -21,7 +21,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from . import contract as C
 
@@ -170,7 +169,9 @@ def parse_table(table: str, file: str, raw: pd.DataFrame) -> tuple[pd.DataFrame,
 # 2. single-table rules (pandera)
 
 
-def _describe_bounds(col: C.Column) -> list[tuple[pa.Check, str]]:
+def _describe_bounds(col: C.Column) -> list[tuple["pa.Check", str]]:
+    import pandera.pandas as pa  # imported when checking: it is slow to import
+
     checks = []
     if col.minimum is not None:
         if col.exclusive_minimum:
@@ -189,8 +190,10 @@ def _describe_bounds(col: C.Column) -> list[tuple[pa.Check, str]]:
 _DTYPES = {"text": "string", "integer": "Int64", "number": "float64", "date": "datetime64[ns]"}
 
 
-def schema_for(table: str) -> pa.DataFrameSchema:
+def schema_for(table: str) -> "pa.DataFrameSchema":
     """The pandera schema of one contract table (types, bounds, vocabularies, uniqueness)."""
+    import pandera.pandas as pa
+
     columns = {}
     for col in C.COLUMNS[table]:
         checks = [_with_error(check, text) for check, text in _describe_bounds(col)]
@@ -200,7 +203,7 @@ def schema_for(table: str) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=False, coerce=False)
 
 
-def _with_error(check: pa.Check, text: str) -> pa.Check:
+def _with_error(check: "pa.Check", text: str) -> "pa.Check":
     # Carry the contract's wording so the failure case names the rule, not pandera's internals.
     check.error = text
     return check
@@ -217,9 +220,11 @@ def check_single_table(table: str, file: str, frame: pd.DataFrame,
             missing = frame[col.name].isna() & ~already
             if b := breach_from_mask(file, col.name, "required: value is missing", missing):
                 breaches.append(b)
+    from pandera.errors import SchemaErrors
+
     try:
         schema_for(table).validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as err:
+    except SchemaErrors as err:
         cases = err.failure_cases
         cases = cases[cases["index"].notna()]
         for (column, check), group in cases.groupby(["column", "check"], sort=False):

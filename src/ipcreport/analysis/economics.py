@@ -100,6 +100,8 @@ def follow_up_costs(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.Data
     p = people[["person_id", "group", "cohort", "management", "index_date", "exit_date", "prior_service_cost",
                 "need_score"]].copy()
     p = p[p["index_date"] + window_days * day <= extract_date + day].reset_index(drop=True)
+    if p.empty:
+        return pd.DataFrame(columns=COST_COLUMNS)
     end = p["index_date"] + (window_days - 1) * day
     p["end"] = end.where(p["exit_date"].isna(), np.minimum(end, p["exit_date"]))
     p["days"] = (p["end"] - p["index_date"]) / day + 1
@@ -130,7 +132,11 @@ def follow_up_costs(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.Data
     p["usual_care_cost"] = np.where((p["ipc"] == 0) & usual_care, prior * p["days"] / 365.0, 0.0)
     p["total_cost"] = p["budget_cost"] + p["hospital_cost"] + p["usual_care_cost"]
     p["prior_service_cost"] = prior
-    return p.drop(columns=["index_date", "exit_date", "end"])
+    return p[COST_COLUMNS]
+
+
+COST_COLUMNS = ["person_id", "group", "ipc", "cohort", "management", "days", "budget_cost", "hospital_cost",
+                "usual_care_cost", "total_cost", "baseline_hospital_cost", "prior_service_cost", "need_score"]
 
 
 def economic_panel(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.DataFrame, surveys: pd.DataFrame,

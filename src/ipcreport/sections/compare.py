@@ -11,6 +11,7 @@ import pandas as pd
 from ..analysis import indicators as I
 from ..analysis import peers as P
 from ..analysis import spc as S
+from ..cache import sha256_json
 from ..dataset import SiteData
 from ..results import Metrics
 from .allocation import Allocation
@@ -86,6 +87,50 @@ def control_charts(data: SiteData, allocation: Allocation) -> dict[str, tuple[pd
     return charts
 
 
+@dataclass
+class SiteComparison:
+    rows: pd.DataFrame  # one row per indicator: value, interval, England, peers, verdicts
+    spine: pd.DataFrame
+    peers: list[str]
+
+
+def compare_all(national: pd.DataFrame, level: float = 0.95) -> dict[str, SiteComparison]:
+    """Every site against England and its peers, from the national indicator table."""
+    sites = I.sites_of(national)
+    neighbours = P.nearest_neighbours(sites, P.read_areas(), k=min(5, len(sites) - 1)) if len(sites) > 1 else None
+    groups = P.peer_groups(neighbours) if neighbours is not None else {}
+    compared = {}
+    for key, ind in I.INDICATORS.items():
+        table = national[(national["indicator"] == key) & (national["denominator"] > 0)]
+        if not table.empty:
+            compared[key] = P.compare_sites(table, ind.kind, ind.polarity, level=level, neighbours=neighbours,
+                                            multiplier=ind.multiplier)
+    out = {}
+    for code in sites["site_code"]:
+        rows, by_name = [], {}
+        for key, result in compared.items():
+            mine = result[result["site_code"] == code]
+            if mine.empty:
+                continue
+            ind = I.INDICATORS[key]
+            rows.append({"key": key, "indicator": ind.name, "unit": ind.unit, **mine.iloc[0].drop("site_code").to_dict()})
+            by_name[ind.name] = result
+        out[code] = SiteComparison(pd.DataFrame(rows), P.spine_rows(by_name, code), groups.get(code, []))
+    return out
+
+
+def fingerprint(comparison: SiteComparison | None) -> str:
+    """What a site's briefing shows of other sites, at the precision it prints: a change
+    elsewhere that leaves this unchanged does not make this site's briefing stale."""
+    if comparison is None or comparison.rows.empty:
+        return sha256_json(None)
+    numbers = ["value", "low", "high", "england", "peer_value"]
+    rows = comparison.rows[["key", "vs_england", "vs_peers", *numbers]].copy()
+    rows[numbers] = rows[numbers].map(lambda v: None if pd.isna(v) else float(f"{v:.3g}"))
+    spine = comparison.spine.drop(columns=["indicator"]).map(lambda v: float(f"{v:.3g}") if isinstance(v, float) else v)
+    return sha256_json({"rows": rows.to_dict("records"), "spine": spine.to_dict("records"), "peers": comparison.peers})
+
+
 def compute(data: SiteData, allocation: Allocation, national: pd.DataFrame | None, metrics: Metrics,
             level: float = 0.95) -> Compare:
     control = control_charts(data, allocation)
@@ -95,22 +140,10 @@ def compute(data: SiteData, allocation: Allocation, national: pd.DataFrame | Non
     empty = pd.DataFrame()
     if national is None or national.empty or data.site_code not in set(national["site_code"]):
         return Compare(control, empty, empty, [], level)
-    sites = I.sites_of(national)
-    neighbours = P.nearest_neighbours(sites, P.read_areas(), k=min(5, len(sites) - 1)) if len(sites) > 1 else None
-    peers = P.peer_groups(neighbours).get(data.site_code, []) if neighbours is not None else []
-    compared, rows = {}, []
-    for key, ind in I.INDICATORS.items():
-        table = national[national["indicator"] == key]
-        table = table[table["denominator"] > 0]
-        if table.empty or data.site_code not in set(table["site_code"]):
-            continue
-        result = P.compare_sites(table, ind.kind, ind.polarity, level=level, neighbours=neighbours,
-                                 multiplier=ind.multiplier)
-        compared[ind.name] = result
-        mine = result[result["site_code"] == data.site_code].iloc[0]
-        rows.append({"indicator": ind.name, "unit": ind.unit, **mine.drop("site_code").to_dict()})
-        metrics.update({f"vs_england_{key}": mine["vs_england"], f"vs_peers_{key}": mine["vs_peers"]})
-    return Compare(control, pd.DataFrame(rows), P.spine_rows(compared, data.site_code), peers, level)
+    mine = compare_all(national, level)[data.site_code]
+    for row in mine.rows.itertuples():
+        metrics.update({f"vs_england_{row.key}": row.vs_england, f"vs_peers_{row.key}": row.vs_peers})
+    return Compare(control, mine.rows, mine.spine, mine.peers, level)
 
 
 def comparison_table(c: Compare) -> pd.DataFrame:

@@ -1,0 +1,92 @@
+"""What a site's briefing depends on, as hashes: the build's cache keys.
+
+A site's work is a pure function of the notebook, the package's code, the site's own data
+partition, its parameters, and what its briefing shows of other sites (its comparisons with
+England and its peers, at the precision printed). The key is a hash of those components; the
+components are kept beside each result so that ``ipcreport status`` can say which changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+KEY_FILE = "key.json"
+
+
+def sha256_bytes(*chunks: bytes) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_json(value: Any) -> str:
+    """A hash of a JSON-able value that does not depend on key order."""
+    return sha256_bytes(json.dumps(value, sort_keys=True, default=str).encode())
+
+
+def sha256_files(paths: list[Path], root: Path | None = None) -> str:
+    """A hash of files' names (relative to ``root``) and bytes, in a stable order."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(root) if root else path.name).encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def package_fingerprint() -> str:
+    """The package's own code and templates: a change to any of them re-runs every site
+    (the version number alone would miss a change made during development)."""
+    files = [p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".typ", ".typst", ".css", ".lua")
+             and "__pycache__" not in p.parts]
+    return sha256_files(files, PACKAGE_DIR)
+
+
+def notebook_fingerprint(notebook: Path) -> str:
+    """A notebook's cells (its outputs and execution counts do not matter)."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    cells = [{"type": c.get("cell_type"), "source": "".join(c.get("source", [])), "tags": c.get("metadata", {}).get("tags")}
+             for c in nb.get("cells", [])]
+    return sha256_json(cells)
+
+
+def key_of(components: dict[str, str]) -> str:
+    return sha256_json(components)
+
+
+def read_key(folder: Path) -> dict[str, Any] | None:
+    path = folder / KEY_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None  # unreadable means unknown: the site runs again
+
+
+REASONS = {
+    "notebook": "the notebook changed",
+    "package": "the package's code changed",
+    "data": "its data changed",
+    "parameters": "its parameters changed",
+    "comparisons": "other sites' figures it is compared with changed",
+    "dataset": "the dataset's name or extract date changed",
+    "sites": "the sites' results changed",
+}
+
+
+def stale_reasons(components: dict[str, str], previous: dict[str, Any] | None, outputs_present: bool) -> list[str]:
+    """Why a result must be made again; empty when the previous one is still good."""
+    if previous is None:
+        return ["never built (or failed last time)"]
+    old = previous.get("components", {})
+    reasons = [REASONS.get(name, f"{name} changed") for name, value in components.items() if old.get(name) != value]
+    if not reasons and not outputs_present:
+        reasons.append("its outputs are missing")
+    return reasons

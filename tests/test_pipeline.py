@@ -1,0 +1,167 @@
+"""The build pipeline at scale: incremental, resilient, interruptible, distributed.
+
+Real papermill executions and real kernels throughout; notebooks that fail on purpose are
+small notebooks written here, run by the same build code as the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from ipcreport.build import build, status
+from ipcreport.params import RunParams, load_params
+from ipcreport.synth import SynthConfig, synthesise
+
+from conftest import edit_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels")]
+QUIET = lambda message: None  # noqa: E731 - the tests read results, not progress lines
+
+
+def manifest(report: Path) -> dict:
+    return json.loads((report / "manifest.json").read_text())
+
+
+def cached(report: Path) -> dict[str, bool]:
+    m = manifest(report)
+    return {s["key"]: s["cached"] for s in m["sites"]} | {"overview": m["overview"]["cached"]}
+
+
+def test_unchanged_sites_are_reused_and_a_changed_site_runs_again(built, small_dataset, tmp_path):
+    root, report = built
+    params = load_params(root / "test.yaml")
+    sites = pd.read_csv(small_dataset / "sites.csv", dtype=str)["site_code"].tolist()
+    started = time.perf_counter()
+    again = build(small_dataset, params, reports_root=root / "reports", work_root=root / "work", progress=QUIET)
+    assert time.perf_counter() - started < 30  # generous: the benchmark measures it properly
+    assert again.ok and cached(report) == {sites[0]: True, sites[1]: True, "overview": True}
+
+    # One event's cost changes at the second site: its data, and nothing any other site shows.
+    changed = tmp_path / "changed"
+    import shutil
+    shutil.copytree(small_dataset, changed)
+    people = pd.read_csv(changed / "people.csv", dtype=str)
+    person = people.loc[people["site_code"] == sites[1], "person_id"].iloc[0]
+
+    def new_cost(frame):
+        row = frame.index[(frame["person_id"] == person) & (frame["cost"] != "")][0]
+        frame.loc[row, "cost"] = str(float(frame.loc[row, "cost"]) + 1)
+        return frame
+
+    edit_csv(changed, "events", new_cost)
+    plan = status(changed, params, work_root=root / "work")
+    assert {job.key: job.reasons for job in plan.sites} == {sites[0]: (), sites[1]: ("its data changed",)}
+    result = build(changed, params, reports_root=root / "reports", work_root=root / "work", progress=QUIET)
+    assert result.ok and cached(report) == {sites[0]: True, sites[1]: False, "overview": False}
+
+
+def failing_notebook(path: Path, hang: str, die: str, raise_: str) -> Path:
+    """A small site notebook that hangs, kills its kernel, or raises for the named sites."""
+    nb = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell("site_code = None\ndata_path = None\noutput_dir = None")
+    parameters.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        parameters,
+        nbformat.v4.new_code_cell(
+            "import os, time\nfrom pathlib import Path\n"
+            f"if site_code == {hang!r}:\n    time.sleep(600)\n"
+            f"if site_code == {die!r}:\n    os._exit(1)\n"
+            f"if site_code == {raise_!r}:\n    raise ValueError('this site fails on purpose')\n"
+            "Path(output_dir).mkdir(parents=True, exist_ok=True)\n"
+            "(Path(output_dir) / 'metrics.json').write_text('{\"budget_total\": 1}')"),
+        nbformat.v4.new_code_cell("#| output: asis\nprint(f'## Site {site_code}\\n\\nAll well.')"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "ipcreport", "display_name": "Python (ipcreport)", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def four_sites(tmp_path_factory):
+    out = tmp_path_factory.mktemp("four") / "data"
+    synthesise(out, SynthConfig(sites=4, people=600, seed=3))
+    return out
+
+
+def test_a_hanging_a_dying_and_a_raising_site_never_stop_the_healthy_one(four_sites, tmp_path):
+    codes = pd.read_csv(four_sites / "sites.csv", dtype=str)["site_code"].tolist()
+    notebook = failing_notebook(tmp_path / "site.ipynb", hang=codes[0], die=codes[1], raise_=codes[2])
+    params = RunParams(run="resilient", formats=("html",), cell_timeout_seconds=10)
+    result = build(four_sites, params, jobs=2, reports_root=tmp_path / "reports", work_root=tmp_path / "work",
+                   site_notebook=notebook, progress=QUIET)
+    statuses = {s.key: s.status for s in result.sites}
+    assert statuses == {codes[0]: "failed", codes[1]: "failed", codes[2]: "failed", codes[3]: "ok"}
+    errors = {s.key: s.error for s in result.sites}
+    assert "timed out" in errors[codes[0]].lower() or "timeout" in errors[codes[0]].lower()
+    assert "dead" in errors[codes[1]].lower() or "died" in errors[codes[1]].lower()
+    assert "fails on purpose" in errors[codes[2]]
+    report = tmp_path / "reports" / "resilient"
+    assert (report / "sites" / codes[3] / "briefing.html").exists()
+    index = (report / "index.html").read_text()
+    assert index.count('<tr class="failed">') == 3 and index.count('<tr class="ok">') == 1
+    for code in codes[:3]:
+        folder = tmp_path / "work" / "resilient" / "sites" / code
+        assert (folder / "error.txt").exists() and (folder / "execution.log").exists()
+        assert not (folder / "key.json").exists()  # a failure is never reused
+    assert not result.ok
+
+
+def test_interrupted_build_keeps_finished_sites_and_carries_on(four_sites, tmp_path):
+    """SIGTERM part-way through a real build: nothing published, nothing half-written, the
+    finished site is kept and not executed again by the next build."""
+    cmd = [sys.executable, "-m", "ipcreport.cli", "build", str(four_sites), "--jobs", "1",
+           "--reports", str(tmp_path / "reports"), "--work", str(tmp_path / "work")]
+    sites = tmp_path / "work" / "demo" / "sites"
+    process = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(sites.glob("*/key.json")):
+        time.sleep(0.5)
+    finished = [p.parent.name for p in sites.glob("*/key.json")]
+    assert finished, "no site finished in time"
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    assert "interrupted" in output
+    assert not (tmp_path / "reports").exists()
+    kept = [p.parent.name for p in sites.glob("*/key.json")]
+    assert set(finished) <= set(kept) and len(kept) < 4
+    for code in kept:  # a kept site is complete
+        folder = sites / code
+        assert (folder / "rendered" / "briefing.pdf").stat().st_size > 0 and (folder / "metrics.json").exists()
+
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout + again.stderr
+    by_site = cached(tmp_path / "reports" / "demo")
+    assert all(by_site[code] for code in kept) and not all(by_site[c] for c in by_site if c not in kept)
+    assert not list((tmp_path / "reports").rglob("*.tmp")) and not list((tmp_path / "reports").rglob(".*partial*"))
+
+
+def test_a_dask_cluster_build_equals_a_local_one(built, small_dataset, tmp_path):
+    from distributed import LocalCluster
+
+    root, local_report = built
+    params = load_params(root / "test.yaml")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        result = build(small_dataset, params, executor="dask", scheduler=cluster.scheduler_address,
+                       reports_root=tmp_path / "reports", work_root=tmp_path / "work", progress=QUIET)
+    assert result.ok and not any(s.cached for s in result.sites)
+    dask_report = tmp_path / "reports" / "test"
+    files = lambda report: sorted(str(p.relative_to(report)) for p in report.rglob("*") if p.is_file())  # noqa: E731
+    assert files(dask_report) == files(local_report)
+    volatile = {"package_version", "notes"}
+    for site in manifest(local_report)["sites"]:
+        local = json.loads(Path(site["metrics"]).read_text())
+        remote = json.loads((tmp_path / "work" / "test" / "sites" / site["key"] / "metrics.json").read_text())
+        assert {k: v for k, v in local.items() if k not in volatile} == {k: v for k, v in remote.items() if k not in volatile}
+    for csv in dask_report.rglob("*.csv"):
+        assert csv.read_bytes() == (local_report / csv.relative_to(dask_report)).read_bytes()
