@@ -107,6 +107,7 @@ def run_notebook_job(job: NotebookJob) -> StageResult:
     import papermill  # imported in the worker: keeps the parent light and its start-up fast
 
     from .render import RenderRequest, default_renderer
+    from .warm import ENGINE
 
     result = StageResult(job.key, job.title, work_dir=job.work_dir, reasons=list(job.reasons))
     work = job.partial_dir
@@ -120,7 +121,8 @@ def run_notebook_job(job: NotebookJob) -> StageResult:
             papermill.execute_notebook(
                 job.notebook, executed, parameters=job.parameters, kernel_name=KERNEL,
                 cwd=str(Path(job.notebook).parent), progress_bar=False, log_output=True,
-                stdout_file=log, stderr_file=log, execution_timeout=job.cell_timeout,
+                stdout_file=log, stderr_file=log, execution_timeout=job.cell_timeout, engine_name=ENGINE,
+                request_save_on_cell_execute=False,  # write the notebook once, at the end
             )
         result.timings["execute_seconds"] = round(time.perf_counter() - started, 2)
         rendered_at = time.perf_counter()

@@ -7,12 +7,13 @@ Numbers in text are formatted here so every briefing words them the same way.
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import Image, Markdown, display
 
 from . import disclosure
 from .charts import gbp, label
@@ -27,10 +28,14 @@ def bullets(lines: list[str]) -> None:
     print("\n".join(f"- {line}" for line in lines) + "\n")
 
 
-def figure(fig: plt.Figure) -> None:
-    """Show a figure once (the cell's fig-cap and fig-alt options caption it) and free it."""
-    display(fig)
+def figure(fig: plt.Figure, dpi: int = 150) -> None:
+    """Show a figure once as a PNG (the cell's fig-cap and fig-alt options caption it) and
+    free it. Rendered here in one pass at print resolution: every chart is laid out by
+    matplotlib's constrained layout, so the inline backend's second, trimming pass is not needed."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
+    display(Image(data=buffer.getvalue(), format="png"))
 
 
 def pct(share: float | None, digits: int = 0) -> str:
