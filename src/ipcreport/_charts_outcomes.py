@@ -32,8 +32,8 @@ def _empty(title: str, message: str = "No data for this chart yet") -> plt.Figur
     return fig
 
 
-def forest_plot(rows: pd.DataFrame, title: str, xlabel: str = "Rate ratio, budget holders vs comparison (log scale)"
-                ) -> plt.Figure:
+def forest_plot(rows: pd.DataFrame, title: str,
+                xlabel: str = "Rate ratio, budget holders vs comparison (log scale; below 1 = fewer)") -> plt.Figure:
     """Rate ratios with 95% intervals by subgroup, from :func:`outcomes.rate_ratio_subgroups`.
 
     One outcome's rows (columns dimension, subgroup, irr, low, high, n, reason). Subgroups
@@ -63,7 +63,8 @@ def forest_plot(rows: pd.DataFrame, title: str, xlabel: str = "Rate ratio, budge
     ax.xaxis.set_minor_formatter(NullFormatter())
     for i in np.flatnonzero(~ok):
         reason = str(rows.at[i, "reason"] or "not estimable")
-        ax.text(lo * 1.03, y[i], f"not shown: {reason.split(' (')[0]}", va="center", fontsize="small", color=GREY)
+        ax.text(lo * 1.03, y[i], f"not shown: {reason.split(' (')[0]}", va="center", fontsize="small", color=GREY,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})
     ax.set_yticks(y, names)
     for tick, dim in zip(ax.get_yticklabels(), rows["dimension"]):
         if dim == "overall":
@@ -72,7 +73,8 @@ def forest_plot(rows: pd.DataFrame, title: str, xlabel: str = "Rate ratio, budge
     change = np.flatnonzero(rows["dimension"].to_numpy()[1:] != rows["dimension"].to_numpy()[:-1])
     for c in change:
         ax.axhline(y[c] - 0.5, color="#D8DDE0", linewidth=0.8)
-    ax.set_xlabel(xlabel + "\n< 1: fewer for budget holders than expected from the comparison group")
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.grid(axis="y", visible=False)
     return fig
@@ -100,9 +102,9 @@ def balance_plot(balance: pd.DataFrame, title: str, threshold: float = 0.1) -> p
     ax.set_yticks(y, names)
     limit = max(0.25, float(np.nanmax(np.abs(b[[c for c in ("smd", "weighted_smd") if c in b]].to_numpy()))) * 1.15)
     ax.set_xlim(-limit, limit)
-    ax.set_xlabel(f"Standardised mean difference, budget holders minus comparison (shaded: within ±{threshold:g})")
+    ax.set_xlabel(f"Standardised difference, budget holders minus comparison\n(shaded: within ±{threshold:g})")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize="small", frameon=False)
+    ax.legend(loc="best", fontsize="small", framealpha=0.9)
     ax.grid(axis="y", visible=False)
     return fig
 
@@ -129,7 +131,7 @@ def quality_of_life_plot(table: pd.DataFrame, title: str) -> plt.Figure:
         ax.errorbar(r.diff, 0, xerr=[[r.diff - r.low], [r.high - r.diff]], fmt="o", color=NHS_BLUE, capsize=4)
         span = max(abs(r.low), abs(r.high)) * 1.3
         ax.set_xlim(-span, span)
-    axes[-1, 0].set_xlabel("Adjusted difference at follow-up, budget holders minus comparison (points)")
+    axes[-1, 0].set_xlabel("Adjusted difference at follow-up (budget holders minus comparison)")
     axes[0, 0].set_title(title)
     return fig
 

@@ -15,10 +15,8 @@ failing site gets its error, log and a red row on the index while the others car
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -30,11 +28,11 @@ from typing import Any, Callable
 
 from . import __version__
 from .cache import key_of, notebook_fingerprint, package_fingerprint, read_key, sha256_files, sha256_json, stale_reasons
-from .jobs import (KEY_FILE, RENDERED, BuildInterrupted, NotebookJob, StageResult, replace_folder, result_dict,
-                   reuse, run_dask, run_local, run_notebook_job)
+from .jobs import (KEY_FILE, RENDERED, BuildInterrupted, NotebookJob, StageResult, result_dict, reuse, run_dask,
+                   run_local, run_notebook_job)
 from .params import RunParams
 from .publish import SYNTHETIC_MARK, assemble, swap_into_place
-from .results import write_json_atomic
+from .results import read_json, write_json_atomic
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = PACKAGE_ROOT / "notebooks"
@@ -80,13 +78,13 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
     """
     identity = sha256_files(dataset_files(dataset_path)) if dataset_path.is_dir() else ""
     months = params.settings["reporting_months"]
-    cached = _read_json(work / "data" / INPUTS_FILE)
+    cached = read_json(work / "data" / INPUTS_FILE)
     if cached and cached["dataset_sha256"] == identity and cached["reporting_months"] == months \
             and all(Path(p["folder"]).is_dir() for p in cached["partitions"].values()):
         return cached  # the same bytes were validated and partitioned before
 
     from .analysis.indicators import national_table
-    from .dataset import load_dataset, site_partition, site_tables
+    from .dataset import load_dataset, site_partition, site_tables, write_partition
     from .sections.compare import compare_all, fingerprint
 
     dataset = load_dataset(dataset_path)  # all-or-nothing: nothing is written before this passes
@@ -119,23 +117,10 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
     }
     if write:
         for folder, (files, site_meta) in pending.items():
-            _write_partition(folder, files, site_meta)
+            write_partition(folder, files, site_meta)
         national.to_csv(inputs["national_csv"], index=False)
         write_json_atomic(work / "data" / INPUTS_FILE, inputs)
     return inputs
-
-
-def _write_partition(folder: Path, files: dict[str, bytes], meta: dict) -> None:
-    from .dataset import SITE_META_FILE
-
-    staged = folder.with_name(f".{folder.name}.partial")
-    if staged.exists():
-        shutil.rmtree(staged)
-    staged.mkdir(parents=True)
-    for name, content in files.items():
-        (staged / name).write_bytes(content)
-    (staged / SITE_META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    replace_folder(staged, folder)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,10 +344,4 @@ def status(dataset_path: str | Path, params: RunParams, work_root: str | Path = 
     work = Path(work_root).resolve() / params.run
     return plan_sites(prepare(Path(dataset_path), params, work, write=False), params, work)
 
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
 

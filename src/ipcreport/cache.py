@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .results import read_json
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 KEY_FILE = "key.json"
 
@@ -61,13 +63,8 @@ def key_of(components: dict[str, str]) -> str:
 
 
 def read_key(folder: Path) -> dict[str, Any] | None:
-    path = folder / KEY_FILE
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None  # unreadable means unknown: the site runs again
+    """The record of a finished run in ``folder``; None (run it again) if missing or unreadable."""
+    return read_json(folder / KEY_FILE)
 
 
 REASONS = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pandas as pd
 import yaml
 
 from . import contract as C
+from .results import replace_folder
 from .validation import Breach, DatasetInvalid, check_cross_tables, check_single_table, parse_table
 
 META_FILE = "dataset.yaml"
@@ -222,17 +224,24 @@ def site_partition(dataset: Dataset, code: str) -> tuple[dict[str, bytes], dict]
     return files, meta
 
 
+def write_partition(folder: Path, files: dict[str, bytes], meta: dict) -> None:
+    """Write one site's partition beside its place, then swap it in: never half-written."""
+    staged = folder.with_name(f".{folder.name}.partial")
+    if staged.exists():
+        shutil.rmtree(staged)
+    staged.mkdir(parents=True)
+    for name, content in files.items():
+        (staged / name).write_bytes(content)
+    (staged / SITE_META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    replace_folder(staged, folder)
+
+
 def partition_by_site(dataset: Dataset, out_dir: Path) -> dict[str, Path]:
     """Write ``out_dir/site=<code>/<table>.parquet`` plus site.json; returns code -> folder."""
     folders = {}
     for code in dataset.site_codes:
-        files, meta = site_partition(dataset, code)
-        folder = out_dir / f"site={code}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, content in files.items():
-            (folder / name).write_bytes(content)
-        (folder / SITE_META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        folders[code] = folder
+        folders[code] = out_dir / f"site={code}"
+        write_partition(folders[code], *site_partition(dataset, code))
     return folders
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import KEY_FILE
+from .results import replace_folder
 
 KERNEL = "ipcreport"
 RENDERED = "rendered"
@@ -87,18 +88,6 @@ def stderr_into(stream) -> Iterator[None]:
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def replace_folder(new: Path, final: Path) -> None:
-    """Put ``new`` where ``final`` is by renames: readers see the old folder or the new one."""
-    old = final.with_name(f".{final.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(new, final)
-    if old.exists():
-        shutil.rmtree(old)
 
 
 def run_notebook_job(job: NotebookJob) -> StageResult:

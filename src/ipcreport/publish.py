@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .jobs import RENDERED, StageResult, replace_folder
+from .jobs import RENDERED, StageResult
 from .render import EMPTY_FAVICON
-from .results import METRICS_FILE
+from .results import METRICS_FILE, replace_folder
 
 SYNTHETIC_MARK = "SYNTHETIC DATA: not real people"
 FORMAT_LABELS = {"html": "HTML", "pdf": "PDF", "docx": "Word"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,26 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(payload, handle, indent=2, sort_keys=False, default=str)
     os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any | None:
+    """A JSON file's content, or None when it is missing or unreadable (treated as unknown)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def replace_folder(new: Path, final: Path) -> None:
+    """Put ``new`` where ``final`` is by renames: readers see the old folder or the new one."""
+    old = final.with_name(f".{final.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(new, final)
+    if old.exists():
+        shutil.rmtree(old)
 
 
 def _plain(value: Any) -> Any:

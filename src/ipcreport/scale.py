@@ -40,20 +40,21 @@ ever fetched into Python.
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import contract as C
@@ -377,12 +378,8 @@ def cross_rule_twins() -> list[tuple[V.CrossRule, _Twin]]:
 
 
 def _fmt_value(value: object) -> str:
-    """validation._fmt on a value as DuckDB returns it (datetime -> pandas.Timestamp)."""
-    if isinstance(value, pd.Timestamp):
-        return V._fmt(value)
-    import datetime as _dt
-
-    if isinstance(value, _dt.datetime):
+    """validation._fmt on a value as DuckDB returns it (a datetime becomes a pandas.Timestamp)."""
+    if isinstance(value, datetime.datetime) and not isinstance(value, pd.Timestamp):
         value = pd.Timestamp(value)
     return V._fmt(value)
 
@@ -430,7 +427,8 @@ class DuckDataset:
         self.rels: dict[str, _Rel] = {}
         self.breaches: list[Breach] | None = None
         self._loaded = False
-        self._aux: set[str] = set()
+        self._aux: set[str] = set()  # auxiliary tables made for the current rule run
+        self._ids_table = ""
         self._seq = 0
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -818,7 +816,7 @@ class DuckDataset:
         for table in C.TABLES:
             rel = self.rels[table]
             via = ("JOIN _site_index _s ON x.site_code = _s.code" if table in ("sites", "people", "contracts")
-                   else "JOIN _person_site _s ON x.person_id = _s.k")
+                   else "JOIN _person_site _s ON x.person_id = _s.k")  # person_id is unique in a valid dataset
             self._write_partitions(rel, via, folders, codes)
         structural = [w for w in (self.warnings if check else self._structural_warnings()) if not w.rows]
         for code, folder in folders.items():
@@ -838,62 +836,48 @@ class DuckDataset:
         return [b for b in self._load_breaches if b.severity == "warning" and not b.rows]
 
     def _write_partitions(self, rel: _Rel, via: str, folders: dict[str, Path], codes: list[str]) -> None:
-        """Stream one table once, sorted by (site, file row), into one Parquet file per site.
+        """Stream one table once, in file order, into one Parquet file per site.
 
-        DuckDB's joins do not keep the input order, so the stream is sorted explicitly: each
-        site's rows then arrive together and in the file's order, as the pandas partition has them.
+        DuckDB's joins do not keep the input order (and sorting a national table spills GBs), so
+        it is done in two passes that need no sort: (1) each row's site, from the join, scattered
+        into a small array indexed by row number; (2) a plain scan, which does keep the file's
+        order (checked), split batch by batch with that array. Every site's rows are then in the
+        file's order, as the pandas partition has them.
         """
         table = rel.table
         schema = _partition_schema(table)
+        started = time.perf_counter()
+        n_rows = self._run(f"SELECT coalesce(max(_row), 0) FROM {rel.name}", f"rows {rel.file}")[0][0]
+        no_site = np.iinfo(np.uint16).max
+        site_of = np.full(n_rows + 1, no_site, dtype=np.uint16)  # by row number; rows of no site stay out
+        for batch in self.con.sql(f"SELECT x._row, _s.idx FROM {rel.name} x {via}").to_arrow_reader(BATCH_ROWS):
+            site_of[batch.column(0).to_numpy()] = batch.column(1).to_numpy()
         select = []
         for col in C.COLUMNS[table]:
             cast = {"text": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "date": "TIMESTAMP_NS"}[col.kind]
-            select.append(f"CAST(x.{_q(col.name)} AS {cast}) AS {_q(col.name)}")
-        sql = f"SELECT _s.idx AS _site, {', '.join(select)} FROM {rel.name} x {via} ORDER BY _s.idx, x._row"
-        started = time.perf_counter()
-        written: set[int] = set()
-        current: int | None = None
-        writer: pq.ParquetWriter | None = None
-        pending: list[pa.Table] = []
-        pending_rows = 0
-
-        def flush(final: bool) -> None:
-            # Row groups of exactly ROW_GROUP_ROWS single-chunk rows (the rest at the end), as
-            # pyarrow splits the one table pandas writes: the files come out byte-identical.
-            nonlocal pending, pending_rows
-            while pending_rows >= ROW_GROUP_ROWS or (final and pending_rows):
-                data = pa.concat_tables(pending)
-                size = min(ROW_GROUP_ROWS, pending_rows)
-                writer.write_table(data.slice(0, size).combine_chunks())
-                pending, pending_rows = [data.slice(size)], pending_rows - size
-            if final:
-                pending, pending_rows = [], 0
-
-        for batch in self.con.sql(sql).to_arrow_reader(BATCH_ROWS):
+            select.append(f"CAST({_q(col.name)} AS {cast}) AS {_q(col.name)}")
+        writers = _SiteWriters(table, schema, [folders[code] for code in codes])
+        last = 0
+        for batch in self.con.sql(f"SELECT _row, {', '.join(select)} FROM {rel.name}").to_arrow_reader(BATCH_ROWS):
             if batch.num_rows == 0:
                 continue
-            data = pa.Table.from_batches([batch])
-            start = 0
-            for run in pc.value_counts(batch.column("_site")).to_pylist():  # sorted input: runs in order
-                site, n = int(run["values"]), int(run["counts"])
-                part = data.slice(start, n).drop_columns(["_site"]).cast(schema)
-                start += n
-                if site != current:
-                    if writer is not None:
-                        flush(final=True)
-                        writer.close()
-                    current, writer = site, pq.ParquetWriter(folders[codes[site]] / f"{table}.parquet", schema)
-                    written.add(site)
-                pending.append(part)
-                pending_rows += n
-                if pending_rows >= ROW_GROUP_ROWS:
-                    flush(final=False)
-        if writer is not None:
-            flush(final=True)
-            writer.close()
-        for site, code in enumerate(codes):
-            if site not in written:  # a site with no rows in this table: an empty file, as pandas writes
-                pq.write_table(schema.empty_table(), folders[code] / f"{table}.parquet")
+            rows = batch.column(0).to_numpy()
+            if rows[0] <= last or (len(rows) > 1 and not (np.diff(rows) > 0).all()):
+                raise RuntimeError(f"DuckDB scanned {rel.file} out of order (preserve_insertion_order is off?)")
+            last = rows[-1]
+            sites = site_of[rows]
+            data = pa.Table.from_batches([batch]).drop_columns(["_row"])
+            steps = np.diff(sites)
+            if (steps < 0).any():  # sites interleave: group them, keeping file order within each
+                order = np.argsort(sites, kind="stable")
+                data, sites = data.take(pa.array(order)), sites[order]
+                steps = np.diff(sites)
+            bounds = np.flatnonzero(steps) + 1
+            for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(sites)]):
+                site = int(sites[start])
+                if site != no_site:
+                    writers.add(site, data.slice(start, stop - start).cast(schema))
+        writers.close()
         self.timings.append((f"partition {rel.file}", round(time.perf_counter() - started, 3)))
 
     def _site_warnings(self, folder: Path, extract) -> list[Breach]:
@@ -904,6 +888,59 @@ class DuckDataset:
                                          name=f"site_{table}")
             rels[table] = rel
         return self._cross(extract, severities=("warning",), rels=rels)
+
+
+class _SiteWriters:
+    """One Parquet file per site, written in row groups of exactly ROW_GROUP_ROWS single-chunk
+    rows (the rest at the end): the way pyarrow splits the one table pandas' to_parquet writes,
+    so the files come out byte-identical to the pandas partition's. The encoding (the slow part)
+    runs in a background thread while DuckDB produces the next batches; at most a few row
+    groups wait for it, so memory stays bounded."""
+
+    IN_FLIGHT = 3
+
+    def __init__(self, table: str, schema: pa.Schema, folders: list[Path]):
+        self.paths = [folder / f"{table}.parquet" for folder in folders]
+        self.schema = schema
+        self.writers: dict[int, pq.ParquetWriter] = {}
+        self.pending: dict[int, list[pa.Table]] = defaultdict(list)
+        self.rows: dict[int, int] = defaultdict(int)
+        self.pool = ThreadPoolExecutor(max_workers=1)  # one thread: each file's row groups in order
+        self.futures: deque = deque()
+
+    def add(self, site: int, part: pa.Table) -> None:
+        self.pending[site].append(part)
+        self.rows[site] += part.num_rows
+        if self.rows[site] >= ROW_GROUP_ROWS:
+            self._flush(site, final=False)
+
+    def _write(self, site: int, data: pa.Table) -> None:
+        if site not in self.writers:
+            self.writers[site] = pq.ParquetWriter(self.paths[site], self.schema)
+        self.writers[site].write_table(data)
+
+    def _flush(self, site: int, final: bool) -> None:
+        while self.rows[site] >= ROW_GROUP_ROWS or (final and self.rows[site]):
+            data = pa.concat_tables(self.pending[site])
+            size = min(ROW_GROUP_ROWS, self.rows[site])
+            self.futures.append(self.pool.submit(self._write, site, data.slice(0, size).combine_chunks()))
+            self.pending[site], self.rows[site] = [data.slice(size)], self.rows[site] - size
+            while len(self.futures) > self.IN_FLIGHT:
+                self.futures.popleft().result()
+
+    def close(self) -> None:
+        try:
+            for site in range(len(self.paths)):
+                self._flush(site, final=True)
+            while self.futures:
+                self.futures.popleft().result()
+        finally:
+            self.pool.shutdown(wait=True)
+            for writer in self.writers.values():
+                writer.close()
+        for site, path in enumerate(self.paths):
+            if site not in self.writers:  # a site with no rows in this table: an empty file, as pandas writes one
+                pq.write_table(self.schema.empty_table(), path)
 
 
 def _partition_schema(table: str) -> pa.Schema:

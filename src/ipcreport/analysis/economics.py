@@ -265,26 +265,31 @@ class CostEffectiveness:
     def available(self) -> bool:
         return self.reason is None
 
-    def messages(self) -> list[str]:
-        """Plain-words sentences from the numbers."""
+    def messages(self, include_ascot: bool = True) -> list[str]:
+        """Plain-words sentences from the numbers (``include_ascot=False`` when the outcome
+        messages already report ASCOT)."""
         if not self.available:
             return [f"Costs and value for money: not estimated ({self.reason})."]
         out = []
         dc = self.d_cost
         budget = "agreed budgets prorated to the year" if self.basis == "agreed" else "budget spend in the year"
+        kept = (", and for the comparison group the cost of the services they had before, carried forward"
+                if self.usual_care else "")
         direction = "more" if dc.value >= 0 else "less"
         out.append(
             f"Over the year after the budget started, budget holders cost {_gbp(abs(dc.value))} {direction} per person "
-            f"than similar people in the comparison group (95% CI {_gbp(dc.low)} to {_gbp(dc.high)}), counting "
-            f"{budget} and hospital care and allowing for hospital and service costs in the year before."
+            f"than similar people in the comparison group (95% CI {_gbp(dc.low)} to {_gbp(dc.high)}). Costs count "
+            f"{budget} and hospital care{kept}; the comparison allows for hospital and service costs in the year "
+            "before."
         )
         if not self.usual_care:
             out.append("The comparison group's own social-care and community services are not in the data, so where "
                        "budgets replaced such services the extra cost is overstated.")
         if self.d_qaly.available:
             q = self.d_qaly
-            out.append(f"Budget holders gained {q.value:+.3f} QALYs per person over the year (95% CI {q.low:+.3f} to "
-                       f"{q.high:+.3f}), from EQ-5D at the start and a year on, adjusted for the starting score.")
+            out.append(f"Over the year, budget holders had {q.value:+.3f} QALYs per person against the comparison group "
+                       f"(95% CI {q.low:+.3f} to {q.high:+.3f}), from EQ-5D at the start and a year on, adjusted for "
+                       "the starting score.")
             for wtp in sorted(self.nmb):
                 n = self.nmb[wtp]
                 out.append(
@@ -300,10 +305,11 @@ class CostEffectiveness:
                            "benefit and the acceptability curve are the figures to read.")
         else:
             out.append(f"QALYs: not estimated ({self.d_qaly.reason}).")
-        if self.d_ascot.available:
+        if include_ascot and self.d_ascot.available:
             a = self.d_ascot
-            out.append(f"Social-care quality of life (ASCOT) a year on was {a.value:+.3f} points higher for budget "
-                       f"holders (95% CI {a.low:+.3f} to {a.high:+.3f}), which QALYs from EQ-5D do not capture.")
+            out.append(f"Social-care quality of life (ASCOT) a year on differed by {a.value:+.3f} points, budget "
+                       f"holders minus comparison (95% CI {a.low:+.3f} to {a.high:+.3f}): a benefit QALYs from EQ-5D "
+                       "do not capture.")
         return out
 
 

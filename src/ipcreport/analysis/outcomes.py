@@ -788,6 +788,10 @@ def _diff_words(est: Estimate, higher_is_better: bool = True) -> str:
     return "no different between the groups, within the uncertainty"
 
 
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
 def key_messages(results: OutcomeResults, economics=None) -> list[str]:
     """Plain-words sentences generated from the numbers, ending with what the design cannot
     rule out. ``economics``: optional :class:`ipcreport.analysis.economics.CostEffectiveness`."""
@@ -825,8 +829,8 @@ def key_messages(results: OutcomeResults, economics=None) -> list[str]:
                 "answered are like those who did not.")
         )
     if results.imbalanced:
-        names = ", ".join(BALANCE_LABELS.get(c, c.replace("cohort_", "cohort: ").replace("_", " ")).lower()
-                          for c in results.imbalanced)
+        names = ", ".join(_lower_first(BALANCE_LABELS.get(c, c.replace("cohort_", "share in cohort ")
+                                                           .replace("_", " "))) for c in results.imbalanced)
         sentence = f"The groups differed at baseline ({names}: standardised difference above {SMD_THRESHOLD})."
         adm, adm_w = e.get("admissions"), results.adjusted.get("admissions")
         if adm_w is not None and adm_w.available and adm is not None and adm.available:
@@ -837,7 +841,7 @@ def key_messages(results: OutcomeResults, economics=None) -> list[str]:
         msgs.append("The groups were similar at baseline on the measured characteristics (every standardised "
                     f"difference within {SMD_THRESHOLD}).")
     if economics is not None:
-        msgs.extend(economics.messages())
+        msgs.extend(economics.messages(include_ascot=False))
     msgs.append("People chose to take a budget, so the groups may differ in ways the data do not measure "
                 "(motivation, family support, how services treated them); the comparison adjusts only for "
                 "measured differences and cannot rule these out.")
