@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 import statsmodels.api as sm  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from ipcreport import _charts_outcomes as CH  # noqa: E402
+from ipcreport import charts as CH  # noqa: E402
 from ipcreport.analysis import economics as E  # noqa: E402
 from ipcreport.analysis import outcomes as O  # noqa: E402
 from ipcreport.synth import SynthConfig, generate_tables  # noqa: E402

@@ -55,6 +55,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import contract as C
@@ -92,7 +93,7 @@ _UNIQUE_RULE = "must be unique (duplicated)"  # check_single_table's wording for
 _MISSING_COLUMN_RULE = "required column is missing from the header"
 _EXTRA_COLUMNS_RULE = "extra column(s) are kept but ignored"
 _REQUIRED_RULE = "required: value is missing"
-_PARTITION_HASH_VERSION = "ipcreport-partition-sha256/1"
+_PARTITION_HASH_VERSION = "ipcreport-partition-sha256/1"  # change it when the hashed form changes
 
 _NUMERIC_TYPES = {
     "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
@@ -195,8 +196,10 @@ def _column_stages(col: C.Column, ref: str, duck_type: str, tz: str | None = Non
             value = f"timezone({_lit(tz or 'UTC')}, CAST({src} AS TIMESTAMPTZ))"
             present = f"{src} IS NOT NULL"
         else:
-            value = (f"(CASE WHEN regexp_full_match({s}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
-                     f"THEN try_strptime({s}, '%Y-%m-%d') END)")
+            # ISO YYYY-MM-DD exactly (pandas: a regex, then to_datetime): a date DuckDB reads back
+            # to the same text (cheaper than a regex)
+            value = (f"(CASE WHEN CAST(TRY_CAST({s} AS DATE) AS VARCHAR) = {s} "
+                     f"THEN CAST(TRY_CAST({s} AS DATE) AS TIMESTAMP) END)")
             present = f"{s} IS NOT NULL"
         # pandas holds datetime64[ns]: dates outside its range crash the pandas validator
         flag = f"({present} AND NOT coalesce({v} BETWEEN TIMESTAMP '{_MIN_DATE}' AND TIMESTAMP '{_MAX_DATE}', false))"
@@ -1017,49 +1020,56 @@ def site_files_sha256(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _row_text_sql(col: C.Column) -> str:
-    """A canonical, unambiguous text of one value (type by the contract, not by the file)."""
-    ref = _q(col.name)
-    if col.kind == "text":
-        value = f"CAST({ref} AS VARCHAR)"
-        return f"(CASE WHEN {ref} IS NULL THEN 'N' ELSE 'S' || length({value}) || ':' || {value} END)"
-    cast = {"integer": "BIGINT", "number": "DOUBLE", "date": "TIMESTAMP"}[col.kind]
-    return f"(CASE WHEN {ref} IS NULL THEN 'N' ELSE 'V' || CAST(CAST({ref} AS {cast}) AS VARCHAR) END)"
+def _column_digests(arr: pa.Array, kind: str, digests: list) -> None:
+    """Feed one column's values, canonically by contract kind, into its running digests:
+    [0] which values are missing, [1] the values (fixed width; a text's length), [2] a text's
+    bytes. Each stream is a plain concatenation, so batch boundaries do not matter."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    digests[0].update(arr.is_null().to_numpy(zero_copy_only=False).tobytes())
+    if kind == "text":
+        text = pc.fill_null(arr.cast(pa.large_string()), "")
+        if len(text):
+            offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset:text.offset + len(text) + 1]
+            digests[1].update(np.diff(offsets).tobytes())
+            if offsets[-1] > offsets[0]:
+                digests[2].update(memoryview(text.buffers()[2])[offsets[0]:offsets[-1]])
+        return
+    if kind == "date":
+        arr = arr.cast(pa.timestamp("ns")).cast(pa.int64())
+    target = pa.float64() if kind == "number" else pa.int64()
+    digests[1].update(pc.fill_null(arr.cast(target), 0).to_numpy(zero_copy_only=False).tobytes())
 
 
 def partition_sha256(folder: str | Path) -> str:
     """Content hash of one site partition (``.../site=<code>``), for keying a site's work.
 
-    Canonical, not byte-level: for every table it hashes the rows in order (each row's values
-    written canonically by contract type, with its position, through MD5; the per-row digests
-    are summed exactly, so DuckDB can do it in parallel without materialising anything), plus
-    the table's columns and row count; and site.json except ``data_sha256`` (a hash of the
-    files' bytes, which a different pyarrow version, compression or row-group layout changes
-    although the data do not). So it is the same for partitions written by pandas or by DuckDB,
-    by any Parquet writer, and it changes when a value, a row, the row order, the site's
-    warnings, the extract date or the dataset name changes. Stable across DuckDB versions as
-    long as DuckDB prints numbers and timestamps the same way (format tag
-    ``ipcreport-partition-sha256/1``). Costs one parallel pass over the site's rows (~1 s per
-    10 million rows on 2 cores).
+    Canonical, not byte-level: for every table, every contract column's values in row order,
+    typed by the contract (text as UTF-8, integers as int64, numbers as float64, dates as
+    nanoseconds), with which of them are missing; the tables' columns and row counts; and
+    site.json except ``data_sha256`` (a hash of the files' bytes, which a different pyarrow
+    version, compression or row-group layout changes although the data do not). So it is the
+    same for partitions written by pandas or by DuckDB, by any Parquet writer, and it changes
+    when a value, a row, the row order, the site's warnings, the extract date or the dataset
+    name changes. Streams the files in batches (memory: one batch); format tag
+    ``ipcreport-partition-sha256/1``.
     """
     folder = Path(folder)
     meta = json.loads((folder / SITE_META_FILE).read_text(encoding="utf-8"))
     meta.pop("data_sha256", None)
-    digest = hashlib.sha256(_PARTITION_HASH_VERSION.encode())
-    digest.update(json.dumps(meta, sort_keys=True, ensure_ascii=True).encode())
-    con = duckdb.connect(config={"threads": DEFAULT_THREADS, "memory_limit": "1GB"})
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        for table in C.TABLES:
-            path = folder / f"{table}.parquet"
-            source = f"read_parquet({_lit(str(path))}, file_row_number = true)"
-            names = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-            cols = [c for c in C.COLUMNS[table] if c.name in names]
-            text = " || chr(31) || ".join(["CAST(file_row_number AS VARCHAR)"] + [_row_text_sql(c) for c in cols])
-            n, low, high = con.execute(
-                f"SELECT count(*), coalesce(sum(md5_number_lower(t)), 0), coalesce(sum(md5_number_upper(t)), 0) "
-                f"FROM (SELECT {text} AS t FROM {source})").fetchall()[0]
-            digest.update(f"\n{table}|{','.join(c.name for c in cols)}|{n}|{low}|{high}".encode())
-    finally:
-        con.close()
-    return digest.hexdigest()
+    top = hashlib.sha256(_PARTITION_HASH_VERSION.encode())
+    top.update(json.dumps(meta, sort_keys=True, ensure_ascii=True).encode())
+    for table in C.TABLES:
+        source = pq.ParquetFile(folder / f"{table}.parquet")
+        names = set(source.schema_arrow.names)
+        cols = [c for c in C.COLUMNS[table] if c.name in names]
+        digests = {c.name: [hashlib.sha256() for _ in range(3)] for c in cols}
+        rows = 0
+        for batch in source.iter_batches(batch_size=1 << 20, columns=[c.name for c in cols]):
+            rows += batch.num_rows
+            for col in cols:
+                _column_digests(batch.column(col.name), col.kind, digests[col.name])
+        top.update(f"\n{table}|{rows}".encode())
+        for col in cols:
+            top.update(f"|{col.name}:{':'.join(d.hexdigest() for d in digests[col.name])}".encode())
+    return top.hexdigest()
