@@ -29,11 +29,10 @@ def bullets(lines: list[str]) -> None:
 
 
 def figure(fig: plt.Figure, dpi: int = 150) -> None:
-    """Show a figure once as a PNG (the cell's fig-cap and fig-alt options caption it) and
-    free it. Rendered here in one pass at print resolution: every chart is laid out by
-    matplotlib's constrained layout, so the inline backend's second, trimming pass is not needed."""
+    """Show a figure once as a PNG at print resolution (the cell's fig-cap and fig-alt options
+    caption it) and free it. Trimmed to what is drawn, so a long title or label is never cut."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
     display(Image(data=buffer.getvalue(), format="png"))
 
