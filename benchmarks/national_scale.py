@@ -140,24 +140,31 @@ def phase_hashes(parts: str) -> dict:
     return {"seconds": time.perf_counter() - started, "sites": len(hashes)}
 
 
-def phase_load_site(folder: str, repeats: int = 5) -> dict:
+def phase_load_site(small: str, big: str, repeats: int = 15) -> dict:
+    """load_site of the same site from both nations' partitions, alternating (so a busy machine
+    slows both alike); the median of each, and a digest of the frames to show they are equal."""
     import hashlib
 
     import pandas as pd
 
     from ipcreport.dataset import load_site
 
-    times = []
+    times: dict[str, list[float]] = {"small": [], "big": []}
+    digests, rows = {}, {}
     for _ in range(repeats):
-        started = time.perf_counter()
+        for key, folder in (("small", small), ("big", big)):
+            started = time.perf_counter()
+            site = load_site(folder)
+            times[key].append(time.perf_counter() - started)
+    for key, folder in (("small", small), ("big", big)):
         site = load_site(folder)
-        times.append(time.perf_counter() - started)
-    digest = hashlib.sha256()
-    for table, frame in site.tables.items():
-        digest.update(table.encode())
-        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return {"seconds": sorted(times)[len(times) // 2], "rows": {t: len(f) for t, f in site.tables.items()},
-            "digest": digest.hexdigest()}
+        digest = hashlib.sha256()
+        for table, frame in site.tables.items():
+            digest.update(table.encode())
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        digests[key], rows[key] = digest.hexdigest(), {t: len(f) for t, f in site.tables.items()}
+    median = {key: sorted(v)[len(v) // 2] for key, v in times.items()}
+    return {"seconds": median, "rows": rows["big"], "same": digests["small"] == digests["big"], "repeats": repeats}
 
 
 PHASES = {f.__name__.removeprefix("phase_"): f for f in
@@ -261,14 +268,14 @@ def main() -> None:
         small = str(out / f"nation-{SMALL_NATION}")
         run("synth", small, SMALL_NATION, args.format)
         run("duckdb", small, str(out / f"parts-{SMALL_NATION}"))
-        load_small = run("load_site", str(out / f"parts-{SMALL_NATION}" / f"site={BENCH_SITE}"))
-        load_big = run("load_site", str(out / f"parts-{args.people}" / f"site={BENCH_SITE}"))
-        same = "the same rows" if load_small["digest"] == load_big["digest"] else "DIFFERENT rows (unexpected)"
-        print(f"\nOne site's load_site ({BENCH_SITE}: {load_big['rows']['people']:,} people, "
-              f"{sum(load_big['rows'].values()):,} rows; {same} in both nations; median of 5):")
-        print(f"  nation of {SMALL_NATION + BENCH_PEOPLE:,} people: {load_small['seconds']:.3f} s   "
-              f"nation of {args.people + BENCH_PEOPLE:,}: {load_big['seconds']:.3f} s   "
-              f"ratio {load_big['seconds'] / load_small['seconds']:.2f}")
+        load = run("load_site", str(out / f"parts-{SMALL_NATION}" / f"site={BENCH_SITE}"),
+                   str(out / f"parts-{args.people}" / f"site={BENCH_SITE}"))
+        same = "the same rows" if load["same"] else "DIFFERENT rows (unexpected)"
+        small_s, big_s = load["seconds"]["small"], load["seconds"]["big"]
+        print(f"\nOne site's load_site ({BENCH_SITE}: {load['rows']['people']:,} people, "
+              f"{sum(load['rows'].values()):,} rows; {same} in both nations; median of {load['repeats']}, alternating):")
+        print(f"  nation of {SMALL_NATION + BENCH_PEOPLE:,} people: {small_s:.3f} s   "
+              f"nation of {args.people + BENCH_PEOPLE:,}: {big_s:.3f} s   ratio {big_s / small_s:.2f}")
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 2**30
         print(f"\nPeak memory (ru_maxrss) of the largest process of this run: {gib(children)}")
     finally:

@@ -165,3 +165,35 @@ def test_a_dask_cluster_build_equals_a_local_one(built, small_dataset, tmp_path)
         assert {k: v for k, v in local.items() if k not in volatile} == {k: v for k, v in remote.items() if k not in volatile}
     for csv in dask_report.rglob("*.csv"):
         assert csv.read_bytes() == (local_report / csv.relative_to(dask_report)).read_bytes()
+
+
+def test_a_warm_kernel_carries_nothing_from_one_site_to_the_next(built, small_dataset, tmp_path):
+    """Site B run straight after site A in the same warm kernel gives exactly what the build gave."""
+    from dataclasses import replace
+
+    from ipcreport import warm
+    from ipcreport.build import plan_sites
+    from ipcreport.jobs import run_notebook_job
+
+    root, report = built
+    params = load_params(root / "test.yaml")
+    inputs = json.loads((root / "work" / "test" / "data" / "inputs.json").read_text())
+    first, second = plan_sites(inputs, params, tmp_path / "work").sites
+    warm.discard("ipcreport")
+    try:
+        for job in (first, second):  # same process, so the same warm kernel
+            moved = replace(job, work_dir=str(tmp_path / job.key),
+                            parameters={**job.parameters, "output_dir": str(tmp_path / f".{job.key}.partial")})
+            assert run_notebook_job(moved).ok
+    finally:
+        warm.discard("ipcreport")
+    volatile = {"package_version", "notes"}
+    again = json.loads((tmp_path / second.key / "metrics.json").read_text())
+    before = json.loads((root / "work" / "test" / "sites" / second.key / "metrics.json").read_text())
+    assert {k: v for k, v in again.items() if k not in volatile} == {k: v for k, v in before.items() if k not in volatile}
+    downloads = sorted(p.name for p in (tmp_path / second.key / "downloads").iterdir())
+    assert downloads == sorted(p.name for p in (report / "sites" / second.key / "downloads").iterdir() if p.name != "index.html")
+    for name in downloads:
+        if name.endswith(".csv"):
+            assert (tmp_path / second.key / "downloads" / name).read_bytes() == \
+                (report / "sites" / second.key / "downloads" / name).read_bytes()

@@ -18,6 +18,7 @@ import yaml
 from ipcreport import contract as C
 from ipcreport.dataset import load_dataset, load_site, partition_by_site
 from ipcreport.scale import (
+    DuckDataset,
     check_dataset_duckdb,
     cross_rule_twins,
     partition_duckdb,
@@ -272,6 +273,18 @@ def test_parquet_dataset(tmp_path, base):
     for code, part in parts.items():
         site = load_site(part)
         assert (site["people"]["site_code"] == code).all() and len(site["spend"]) > 0
+
+
+def test_small_tables_for_the_build(base):
+    """What the build reads besides the partitions (site names, provenance), without pandas."""
+    reference = load_dataset(base)
+    with DuckDataset(base) as data:
+        light = data.to_dataset()
+    assert set(light.tables) == {"sites", "contracts"}
+    for table in light.tables:
+        pd.testing.assert_frame_equal(light.tables[table], reference.tables[table])
+    assert (light.meta, light.files, light.sha256, light.warnings, light.site_codes) == (
+        reference.meta, reference.files, reference.sha256, reference.warnings, reference.site_codes)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,11 +12,15 @@ memory; at millions of people that is tens of GB. This module does the same work
   :data:`ipcreport.validation.CROSS_RULES`, whose wording (and severity) is read from there;
   a cross rule without a DuckDB twin is an error, never a silent gap.
 * :func:`partition_duckdb` writes ``out_dir/site=<code>/<table>.parquet`` and ``site.json``
-  exactly as :func:`ipcreport.dataset.partition_by_site` does (same layout, same Arrow schema and
-  pandas metadata, same rows in the same order, same per-site warnings), streaming each table
-  once through DuckDB -> Arrow batches -> one Parquet writer per site.
+  exactly as :func:`ipcreport.dataset.partition_by_site` does: same layout, same rows in the
+  same order, byte-identical Parquet files (so the same ``data_sha256``), same per-site
+  warnings. Each table is streamed twice, with no sort: each row's site (from a join) into a
+  small array indexed by row number, then a plain scan in file order split into one Parquet
+  writer per site.
 * :func:`partition_sha256` is a content hash of one site's partition: it changes exactly when
   that site's rows (or its site.json) change, whichever engine or Parquet writer wrote it.
+* :class:`DuckDataset` is the session behind them: validate, then partition, parsing each CSV
+  once; :meth:`DuckDataset.to_dataset` gives the build the small tables (sites, contracts).
 
 How tables are read:
 
@@ -33,8 +37,19 @@ How tables are read:
   :data:`PANDAS_FALLBACK_BYTES`.
 
 Memory is bounded by DuckDB's ``memory_limit`` (default 4 GB; larger work spills to the scratch
-folder) plus one Arrow batch per site while partitioning. Only a handful of values per breach are
-ever fetched into Python.
+folder), plus, while partitioning, a 2-byte site number per row of the table being split and up
+to one row group per site. Only a handful of values per breach are ever fetched into Python.
+
+Where the two engines can differ (all on data the pandas path mishandles or already rejects):
+
+* a date outside 1677-09-22..2262-04-11 (what pandas' datetime64[ns] holds) is an unparsable
+  cell here; the pandas validator crashes on it (OutOfBoundsDatetime);
+* digits other than ASCII 0-9 (e.g. Arabic-Indic) in a date: pandas accepts some, DuckDB none;
+* "must fall within one of the person's budget periods" when a person has two periods starting
+  the same day (itself an overlap error): which one counts is arbitrary in both engines;
+* a CSV file over :data:`PANDAS_FALLBACK_BYTES` that DuckDB cannot parse is reported with
+  DuckDB's message instead of pandas';
+* timestamps are compared at microsecond precision (pandas: nanoseconds).
 """
 
 from __future__ import annotations
@@ -60,7 +75,7 @@ import pyarrow.parquet as pq
 
 from . import contract as C
 from . import validation as V
-from .dataset import META_FILE, SITE_META_FILE, _label, _table_sources, file_sha256, read_meta, read_raw
+from .dataset import META_FILE, SITE_META_FILE, Dataset, _label, _table_sources, file_sha256, read_meta, read_raw
 from .validation import MAX_LISTED, Breach, DatasetInvalid
 
 __all__ = [
@@ -100,6 +115,8 @@ _NUMERIC_TYPES = {
     "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE",
 }  # fmt: skip
 _FLOAT_TYPES = {"FLOAT", "DOUBLE"}
+# contract kind -> the DuckDB type that exports to the Arrow type pandas' partition files hold
+_DUCK_TYPES = {"text": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "date": "TIMESTAMP_NS"}
 
 
 def _q(name: str) -> str:
@@ -789,6 +806,26 @@ class DuckDataset:
     def site_codes(self) -> list[str]:
         return [r[0] for r in self.con.execute(f"SELECT site_code FROM {self.rels['sites'].name} ORDER BY _row").fetchall()]
 
+    def frame(self, table: str) -> pd.DataFrame:
+        """One table as the pandas loader types it (only for the small ones: sites, contracts)."""
+        rel = self.rels[table]
+        casts = ", ".join(f"CAST({_q(c.name)} AS {_DUCK_TYPES[c.kind]}) AS {_q(c.name)}"
+                          for c in C.COLUMNS[table] if c.name in rel.columns)
+        arrow = self.con.sql(f"SELECT {casts} FROM {rel.name} ORDER BY _row").to_arrow_table()
+        schema = _partition_schema(table)
+        return arrow.cast(pa.schema([schema.field(n) for n in arrow.column_names], metadata=schema.metadata)).to_pandas()
+
+    def to_dataset(self, tables: tuple[str, ...] = ("sites", "contracts")) -> Dataset:
+        """A :class:`ipcreport.dataset.Dataset` of a valid dataset holding only the small
+        ``tables`` (what the build's planning, index and manifest read: site names, regions),
+        with the same meta, files, sha256 and warnings as :func:`ipcreport.dataset.load_dataset`
+        gives. Raises DatasetInvalid if there are errors."""
+        breaches = self.check()
+        if any(b.severity == "error" for b in breaches):
+            raise DatasetInvalid(str(self.folder), breaches)
+        return Dataset(self.folder, self.meta, {t: self.frame(t) for t in tables}, dict(self.files), self.sha256,
+                       [b for b in breaches if b.severity == "warning"])
+
     def partition(self, out_dir: str | Path, *, extract_date=None, check: bool = True) -> dict[str, Path]:
         """Write each site's rows as ``out_dir/site=<code>/<table>.parquet`` plus site.json, as
         :func:`ipcreport.dataset.partition_by_site` does; returns code -> folder.
@@ -855,10 +892,7 @@ class DuckDataset:
         site_of = np.full(n_rows + 1, no_site, dtype=np.uint16)  # by row number; rows of no site stay out
         for batch in self.con.sql(f"SELECT x._row, _s.idx FROM {rel.name} x {via}").to_arrow_reader(BATCH_ROWS):
             site_of[batch.column(0).to_numpy()] = batch.column(1).to_numpy()
-        select = []
-        for col in C.COLUMNS[table]:
-            cast = {"text": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "date": "TIMESTAMP_NS"}[col.kind]
-            select.append(f"CAST({_q(col.name)} AS {cast}) AS {_q(col.name)}")
+        select = [f"CAST({_q(c.name)} AS {_DUCK_TYPES[c.kind]}) AS {_q(c.name)}" for c in C.COLUMNS[table]]
         writers = _SiteWriters(table, schema, [folders[code] for code in codes])
         last = 0
         for batch in self.con.sql(f"SELECT _row, {', '.join(select)} FROM {rel.name}").to_arrow_reader(BATCH_ROWS):

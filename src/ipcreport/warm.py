@@ -17,7 +17,8 @@ import atexit
 import logging
 import os
 
-from jupyter_client import BlockingKernelClient, KernelManager
+from jupyter_client import AsyncKernelManager, BlockingKernelClient
+from nbclient.util import run_sync
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 
@@ -33,14 +34,16 @@ _present.PUBLISHED.clear()
 del _os, _plt, _present
 """
 log = logging.getLogger("papermill")
-_warm: dict[str, KernelManager] = {}  # kernel name -> the running kernel of this process
+# The asynchronous manager is the one nbclient is written for: its cell timeouts and its checks
+# that the kernel is still alive rely on it (a blocking manager can wait forever on a dead kernel).
+_warm: dict[str, AsyncKernelManager] = {}  # kernel name -> the running kernel of this process
 
 
-def _kernel(name: str) -> KernelManager:
+def _kernel(name: str) -> AsyncKernelManager:
     km = _warm.get(name)
-    if km is None or not km.is_alive():
-        km = KernelManager(kernel_name=name)
-        km.start_kernel()
+    if km is None or not run_sync(km.is_alive)():
+        km = AsyncKernelManager(kernel_name=name)
+        run_sync(km.start_kernel)()
         _warm[name] = km
     return km
 
@@ -49,7 +52,7 @@ def discard(name: str) -> None:
     km = _warm.pop(name, None)
     if km is not None:
         try:
-            km.shutdown_kernel(now=True)
+            run_sync(km.shutdown_kernel)(now=True)
         except Exception:  # noqa: BLE001 - a kernel already gone is what we wanted
             pass
 
@@ -60,7 +63,7 @@ def _shutdown_all() -> None:
         discard(name)
 
 
-def _reset(km: KernelManager, cwd: str, timeout: float) -> None:
+def _reset(km: AsyncKernelManager, cwd: str, timeout: float) -> None:
     client = BlockingKernelClient()
     client.load_connection_info(km.get_connection_info())
     client.start_channels()

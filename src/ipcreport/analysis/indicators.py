@@ -31,7 +31,8 @@ INDICATORS = {
         Indicator("holders_per_10k", "Budget holders per 10,000 residents", "rate", "neutral", 10_000, "per 10,000"),
         Indicator("direct_payment_share", "Budgets held as direct payments", "proportion", "neutral", 100, "%"),
         Indicator("new_need_share", "Budget holders new to services", "proportion", "neutral", 100, "%"),
-        Indicator("under_70_share", "Completed budgets less than 70% used", "proportion", "lower_is_better", 100, "%"),
+        Indicator("under_70_share", "Budget holders whose last completed budget was less than 70% used", "proportion",
+                  "lower_is_better", 100, "%"),
         Indicator("follow_up_share", "Quality-of-life questionnaires followed up", "proportion", "higher_is_better", 100, "%"),
         Indicator("emergency_rate", "Emergency admissions of budget holders per person-year", "rate",
                   "lower_is_better", 1, "per person-year"),
@@ -45,7 +46,10 @@ def site_indicators(tables: dict[str, pd.DataFrame], extract_date: pd.Timestamp,
     site = tables["sites"].iloc[0]
     window = A.Window.ending(extract_date, months)
     holders = A.ipc_people(people)
+    # One completed period per person (their latest): a person's periods share one way of using
+    # a budget, so counting periods would treat them as independent and overstate precision.
     per_period = A.utilisation(budgets, spend, extract_date).dropna(subset=["ratio"])
+    per_period = per_period.sort_values("period_start").drop_duplicates("person_id", keep="last")
     surveys = tables["surveys"]
     baseline = surveys.loc[surveys["timepoint"] == "baseline", "person_id"]
     followed = surveys.loc[surveys["timepoint"] == "follow_up", "person_id"]
