@@ -78,3 +78,17 @@ def test_hidden_values_really_are_small_or_protect_a_small_one(values):
     secondary = [v for v, p in zip(values, published) if p == SUPPRESSED and v > POLICY.threshold]
     if not primary:
         assert not secondary  # nothing is hidden without a reason
+
+
+def test_counts_of_people_in_sentences_are_rounded_or_hidden():
+    from ipcreport.disclosure import scrub
+
+    assert scrub("too few people for a stable estimate (7 budget holders, 199 comparison)") == \
+        "too few people for a stable estimate (fewer than 8 budget holders, 200 comparison)"
+    assert scrub("rate ratio 0.86 (95% CI 0.72 to 1.02), from 1,591 people.") == \
+        "rate ratio 0.86 (95% CI 0.72 to 1.02), from 1,590 people."
+    assert scrub("fewest in any group and period: 4; at least 10 needed") == \
+        "fewest in any group and period: fewer than 8; at least 10 needed"
+    # Percentages, intervals, p-values and money are not counts of people.
+    unchanged = "21% of budget holders; p = 0.64; 95% CI 0.72 to 1.02; £4,500 per person"
+    assert scrub(unchanged) == unchanged

@@ -13,6 +13,7 @@ Every table, chart label and sentence in a briefing that shows a count of people
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,3 +103,23 @@ def safe_count(count: float, policy: Policy = DEFAULT) -> str:
 def enough(count: float, policy: Policy = DEFAULT) -> bool:
     """Whether a mean, rate or share over ``count`` people may be shown."""
     return count > policy.threshold
+
+
+# Counts of people written in words, as analyses word their results and their reasons:
+# "from 1,591 people", "(7 budget holders, 199 comparison)", "fewest in any group and period: 4".
+_PEOPLE_IN_WORDS = re.compile(
+    r"(?<![\d.,])(\d[\d,]*)(?=\s+(?:people|persons?|budget\s+holders?|holders?|comparison|questionnaires?|"
+    r"baseline questionnaires?)\b)")
+_FEWEST = re.compile(r"fewest in any group and period: (\d[\d,]*)")
+
+
+def scrub(text: str, policy: Policy = DEFAULT) -> str:
+    """A sentence made safe to publish: every count of people in it rounded, or said to be
+    fewer than the threshold; the smallest event count behind a withheld estimate likewise."""
+    def people(match: re.Match) -> str:
+        return safe_count(int(match.group(1).replace(",", "")), policy)
+
+    def fewest(match: re.Match) -> str:
+        return f"fewest in any group and period: {safe_count(int(match.group(1).replace(',', '')), policy)}"
+
+    return _FEWEST.sub(fewest, _PEOPLE_IN_WORDS.sub(people, text))

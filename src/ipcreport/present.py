@@ -19,13 +19,23 @@ from . import disclosure
 from .charts import gbp, label
 
 
+# The run's disclosure policy: every sentence and table cell published through this module is
+# scrubbed with it (counts of people written in words are rounded or hidden).
+_policy = disclosure.DEFAULT
+
+
+def set_policy(policy: disclosure.Policy) -> None:
+    global _policy
+    _policy = policy
+
+
 def md(text: str) -> None:
-    display(Markdown(text))
+    display(Markdown(disclosure.scrub(text, _policy)))
 
 
 def bullets(lines: list[str]) -> None:
     """A Markdown bullet list on stdout, for cells with ``#| output: asis``."""
-    print("\n".join(f"- {line}" for line in lines) + "\n")
+    print("\n".join(f"- {disclosure.scrub(line, _policy)}" for line in lines) + "\n")
 
 
 def figure(fig: plt.Figure, dpi: int = 150) -> None:
@@ -67,7 +77,7 @@ PUBLISHED: dict[str, pd.DataFrame] = {}
 
 
 def _readable(frame: pd.DataFrame, index_label: str | None) -> pd.DataFrame:
-    shown = frame.copy()
+    shown = frame.map(lambda v: disclosure.scrub(v, _policy) if isinstance(v, str) else v)
     shown.columns = [label(c) for c in shown.columns]
     if index_label is not None:
         shown.index = [label(i) for i in shown.index]

@@ -61,6 +61,7 @@ import json
 import shutil
 import tempfile
 import time
+import weakref
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -438,6 +439,7 @@ class DuckDataset:
             "temp_directory": str(spill),
             "preserve_insertion_order": True,
         })
+        self._finalizer = weakref.finalize(self, self._cleanup, self.con, self.work_dir, self._own_work)
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
         self.timings: list[tuple[str, float]] = []  # (what, seconds) of every big statement
@@ -461,18 +463,22 @@ class DuckDataset:
         return rows
 
     def close(self) -> None:
-        if self.con is not None:
-            self.con.close()
-            self.con = None
-        if self._own_work:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-        else:
-            for name in ("scale.duckdb", "scale.duckdb.wal", "spill"):
-                path = self.work_dir / name
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                elif path.exists():
-                    path.unlink()
+        """Close DuckDB and remove the scratch files (also done when the object is collected)."""
+        self.con = None
+        self._finalizer()
+
+    @staticmethod
+    def _cleanup(con: duckdb.DuckDBPyConnection, work_dir: Path, own: bool) -> None:
+        con.close()
+        if own:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            return
+        for name in ("scale.duckdb", "scale.duckdb.wal", "spill"):
+            path = work_dir / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
 
     def __enter__(self) -> "DuckDataset":
         return self
