@@ -357,15 +357,12 @@ def _dates(days: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
     return pa.array(np.asarray(days, dtype=np.int32), type=pa.date32(), mask=missing)
 
 
-class _CsvTable:
-    """A CSV written in blocks with pyarrow: bare header, no quoting (values never need it)."""
+class _BlockTable:
+    """A table written in blocks of rows, each checked against the contract's columns."""
 
-    def __init__(self, path: Path, schema: pa.Schema):
+    def __init__(self, schema: pa.Schema, writer):
         self.schema = schema
-        self.file = open(path, "wb")
-        self.file.write((",".join(schema.names) + "\n").encode())
-        options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-        self.writer = pacsv.CSVWriter(self.file, schema, write_options=options)
+        self.writer = writer
         self.rows = 0
 
     def write(self, columns: dict[str, pa.Array]) -> None:
@@ -377,6 +374,19 @@ class _CsvTable:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class _CsvTable(_BlockTable):
+    """CSV with pyarrow: bare header, no quoting (values never need it)."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.file = open(path, "wb")
+        self.file.write((",".join(schema.names) + "\n").encode())
+        options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+        super().__init__(schema, pacsv.CSVWriter(self.file, schema, write_options=options))
+
+    def close(self) -> None:
+        super().close()
         self.file.close()
 
 
@@ -396,23 +406,11 @@ def _write_small(path: Path, table: str, rows: dict[str, list]) -> None:
             writer.writerow(["" if v is None else v for v in values])
 
 
-class _ParquetTable:
+class _ParquetTable(_BlockTable):
     """The Parquet twin of :class:`_CsvTable`: the same blocks, written as row groups."""
 
     def __init__(self, path: Path, schema: pa.Schema):
-        self.schema = schema
-        self.writer = pq.ParquetWriter(path, schema, compression="zstd")
-        self.rows = 0
-
-    def write(self, columns: dict[str, pa.Array]) -> None:
-        if set(columns) != set(self.schema.names):
-            raise ValueError(f"columns {sorted(columns)} are not the contract's {self.schema.names}")
-        table = pa.table(columns, schema=self.schema)
-        self.writer.write_table(table)
-        self.rows += table.num_rows
-
-    def close(self) -> None:
-        self.writer.close()
+        super().__init__(schema, pq.ParquetWriter(path, schema, compression="zstd"))
 
 
 def _write_small_parquet(path: Path, table: str, rows: dict[str, list]) -> None:
