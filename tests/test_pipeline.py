@@ -196,3 +196,27 @@ def test_a_warm_kernel_carries_nothing_from_one_site_to_the_next(built, small_da
         if name.endswith(".csv"):
             assert (tmp_path / second.key / "downloads" / name).read_bytes() == \
                 (report / "sites" / second.key / "downloads" / name).read_bytes()
+
+
+def test_the_duckdb_engine_gives_the_same_build_inputs(small_dataset, tmp_path):
+    """National-scale datasets go through DuckDB: the same partitions (hashes), national table and
+    comparisons as the pandas path, and an invalid dataset still writes nothing."""
+    from ipcreport.build import prepare
+    from ipcreport.validation import DatasetInvalid
+
+    from test_contract import corrupt_three_tables
+
+    params = RunParams(run="engines")
+    by_pandas = prepare(small_dataset, params, tmp_path / "pandas", engine="pandas")
+    by_duckdb = prepare(small_dataset, params, tmp_path / "duckdb", engine="duckdb")
+    same = ("partitions", "national_sha256", "fingerprints", "sites", "warnings", "dataset_sha256")
+    strip = lambda inputs: {k: ({c: p["sha256"] for c, p in v.items()} if k == "partitions" else v)  # noqa: E731
+                            for k, v in inputs.items() if k in same}
+    assert strip(by_duckdb) == strip(by_pandas)
+    bad = tmp_path / "bad"
+    import shutil
+    shutil.copytree(small_dataset, bad)
+    corrupt_three_tables(bad)
+    with pytest.raises(DatasetInvalid):
+        prepare(bad, params, tmp_path / "bad-work", engine="duckdb")
+    assert not (tmp_path / "bad-work").exists()

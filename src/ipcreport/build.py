@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,7 +71,19 @@ def dataset_files(folder: Path) -> list[Path]:
         p.name == "dataset.yaml" or p.suffix in (".csv", ".parquet", ".xlsx")) and not p.name.startswith("~$"))
 
 
-def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = True) -> dict[str, Any]:
+DUCKDB_THRESHOLD_BYTES = 256 * 1024**2  # above this, tables are checked and split by DuckDB, not pandas
+
+
+def choose_engine(dataset_path: Path, engine: str = "auto") -> str:
+    """pandas for site-sized datasets; DuckDB over the files for national-sized ones, so no
+    national table is ever loaded into memory whole (see :mod:`ipcreport.scale`)."""
+    if engine != "auto":
+        return engine
+    size = sum(p.stat().st_size for p in dataset_files(dataset_path) if p.suffix != ".xlsx")
+    return "duckdb" if size > DUCKDB_THRESHOLD_BYTES else "pandas"
+
+
+def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = True, engine: str = "auto") -> dict[str, Any]:
     """Validate, partition and summarise the dataset, or reuse what the last build made of the
     same bytes. Raises DatasetInvalid (before writing anything) when the contract is broken.
 
@@ -84,18 +98,14 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
         return cached  # the same bytes were validated and partitioned before
 
     from .analysis.indicators import national_table
-    from .dataset import load_dataset, site_partition, site_tables, write_partition
     from .sections.compare import compare_all, fingerprint
 
-    dataset = load_dataset(dataset_path)  # all-or-nothing: nothing is written before this passes
+    if choose_engine(dataset_path, engine) == "duckdb":
+        dataset, partitions, site_tables_of, scratch = _partition_with_duckdb(dataset_path, work, write)
+    else:
+        dataset, partitions, site_tables_of, scratch = _partition_with_pandas(dataset_path, work, write)
     meta = dataset.meta
-    partitions, pending = {}, {}
-    for code in dataset.site_codes:
-        files, site_meta = site_partition(dataset, code)
-        folder = work / "data" / f"site={code}"
-        partitions[code] = {"folder": str(folder), "sha256": site_meta["data_sha256"]}
-        pending[folder] = (files, site_meta)
-    national = national_table([site_tables(dataset, c) for c in dataset.site_codes], meta.extract_date, months)
+    national = national_table([site_tables_of(code) for code in dataset.site_codes], meta.extract_date, months)
     comparisons = compare_all(national)
     sites = dataset.tables["sites"]
     inputs = {
@@ -115,12 +125,43 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
         "national_sha256": sha256_json(national.round(9).to_dict("records")),
         "fingerprints": {code: fingerprint(comparisons.get(code)) for code in dataset.site_codes},
     }
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     if write:
-        for folder, (files, site_meta) in pending.items():
-            write_partition(folder, files, site_meta)
         national.to_csv(inputs["national_csv"], index=False)
-        write_json_atomic(work / "data" / INPUTS_FILE, inputs)
+        write_json_atomic(work / "data" / INPUTS_FILE, inputs)  # last: marks the inputs complete
     return inputs
+
+
+def _partition_with_pandas(dataset_path: Path, work: Path, write: bool):
+    from .dataset import load_dataset, site_partition, site_tables, write_partition
+
+    dataset = load_dataset(dataset_path)  # all-or-nothing: nothing is written before this passes
+    partitions = {}
+    for code in dataset.site_codes:
+        files, site_meta = site_partition(dataset, code)
+        folder = work / "data" / f"site={code}"
+        partitions[code] = {"folder": str(folder), "sha256": site_meta["data_sha256"]}
+        if write:
+            write_partition(folder, files, site_meta)
+    return dataset, partitions, lambda code: site_tables(dataset, code), None
+
+
+def _partition_with_duckdb(dataset_path: Path, work: Path, write: bool):
+    """The national-scale path: DuckDB checks the files and writes each site's partition; the
+    national indicators are then read one partition at a time."""
+    from .dataset import SITE_META_FILE, load_site
+    from .scale import DuckDataset
+
+    scratch = None if write else Path(tempfile.mkdtemp(prefix="ipcreport-status-"))
+    out = work / "data" if write else scratch
+    with DuckDataset(dataset_path) as data:
+        dataset = data.to_dataset()  # raises DatasetInvalid before anything is written
+        folders = data.partition(out, check=False)
+    partitions = {code: {"folder": str(work / "data" / f"site={code}"),
+                         "sha256": read_json(Path(folder) / SITE_META_FILE)["data_sha256"]}
+                  for code, folder in folders.items()}
+    return dataset, partitions, lambda code: load_site(folders[code], code).tables, scratch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +268,7 @@ def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
 def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = None,
           reports_root: str | Path = "reports", work_root: str | Path = "work", force: bool = False,
           executor: str = "local", scheduler: str | None = None, site_notebook: Path = SITE_NOTEBOOK,
-          progress: Callable[[str], None] = print) -> BuildResult:
+          engine: str = "auto", progress: Callable[[str], None] = print) -> BuildResult:
     """Validate, execute what changed, render and publish every site of a dataset.
 
     Raises DatasetInvalid before writing anything when the dataset breaks the contract, and
@@ -236,7 +277,7 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
     started = time.perf_counter()
     timings: dict[str, float] = {}
     dataset_path, work = Path(dataset_path), Path(work_root).resolve() / params.run
-    inputs = prepare(dataset_path, params, work)
+    inputs = prepare(dataset_path, params, work, engine=engine)
     timings["prepare_seconds"] = round(time.perf_counter() - started, 2)
     say = _run_log(work, progress)
     if threading.current_thread() is threading.main_thread():
@@ -339,9 +380,9 @@ def manifest(inputs: dict[str, Any], params: RunParams, result: BuildResult, wor
     }
 
 
-def status(dataset_path: str | Path, params: RunParams, work_root: str | Path = "work") -> Plan:
-    """What a build would do now, and why; writes nothing."""
+def status(dataset_path: str | Path, params: RunParams, work_root: str | Path = "work", engine: str = "auto") -> Plan:
+    """What a build would do now, and why; writes nothing under work/ or reports/."""
     work = Path(work_root).resolve() / params.run
-    return plan_sites(prepare(Path(dataset_path), params, work, write=False), params, work)
+    return plan_sites(prepare(Path(dataset_path), params, work, write=False, engine=engine), params, work)
 
 

@@ -22,7 +22,7 @@ def _synth(args: argparse.Namespace) -> int:
                          admissions_rr=args.admissions_rr, bed_days_rr=args.bed_days_rr,
                          ascot_gain=args.ascot_gain, eq5d_gain=args.eq5d_gain)
     try:
-        synthesise(Path(args.out), config, overwrite=args.overwrite)
+        synthesise(Path(args.out), config, overwrite=args.overwrite, format=args.format)
     except ValueError as err:
         print(f"ipcreport synth: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -32,9 +32,16 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from .build import choose_engine
     from .validation import validate_dataset
 
-    breaches = validate_dataset(args.dataset)
+    folder = Path(args.dataset)
+    if folder.is_dir() and choose_engine(folder, args.engine) == "duckdb":
+        from .scale import check_dataset_duckdb
+
+        breaches = check_dataset_duckdb(args.dataset)
+    else:
+        breaches = validate_dataset(args.dataset)
     errors = [b for b in breaches if b.severity == "error"]
     for breach in breaches:
         print(breach, file=sys.stderr if breach.severity == "error" else sys.stdout)
@@ -54,7 +61,7 @@ def _build(args: argparse.Namespace) -> int:
     try:
         params = load_params(args.params)
         result = build(args.dataset, params, jobs=args.jobs, reports_root=args.reports, work_root=args.work,
-                       force=args.force, executor=args.executor, scheduler=args.scheduler)
+                       force=args.force, executor=args.executor, scheduler=args.scheduler, engine=args.engine)
     except ParamsError as err:
         print(f"ipcreport build: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -79,7 +86,7 @@ def _status(args: argparse.Namespace) -> int:
     from .validation import DatasetInvalid
 
     try:
-        plan = status(args.dataset, load_params(args.params), work_root=args.work)
+        plan = status(args.dataset, load_params(args.params), work_root=args.work, engine=args.engine)
     except (ParamsError, DatasetInvalid) as err:
         print(f"ipcreport status: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -105,10 +112,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--ascot-gain", type=float, default=0.04, help="true ASCOT gain for budget holders")
     s.add_argument("--eq5d-gain", type=float, default=0.0, help="true EQ-5D gain for budget holders")
     s.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    s.add_argument("--format", choices=("csv", "parquet"), default="csv", help="file format of the tables")
     s.set_defaults(func=_synth)
 
     v = sub.add_parser("validate", help="check a dataset against the data contract; writes nothing")
     v.add_argument("dataset")
+    v.add_argument("--engine", choices=("auto", "pandas", "duckdb"), default="auto",
+                   help="pandas, or DuckDB over the files for national-sized data (auto: DuckDB above 256 MB)")
     v.set_defaults(func=_validate)
 
     b = sub.add_parser("build", help="validate, then build every site's briefing")
@@ -121,12 +131,15 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--executor", choices=("local", "dask"), default="local",
                    help="local: a process pool on this machine; dask: a Dask distributed cluster")
     b.add_argument("--scheduler", help="the Dask scheduler's address, e.g. tcp://10.0.0.5:8786")
+    b.add_argument("--engine", choices=("auto", "pandas", "duckdb"), default="auto",
+                   help="how the dataset is checked and split by site (auto: DuckDB above 256 MB)")
     b.set_defaults(func=_build)
 
     st = sub.add_parser("status", help="which sites a build would run again, and why; writes nothing")
     st.add_argument("dataset")
     st.add_argument("--params", help="run parameters (YAML)")
     st.add_argument("--work", default="work")
+    st.add_argument("--engine", choices=("auto", "pandas", "duckdb"), default="auto")
     st.set_defaults(func=_status)
     return p
 
