@@ -283,10 +283,9 @@ def equity_model(budgets: pd.DataFrame, people: pd.DataFrame, window: Window, mi
     data = equity_frame(budgets, people, window)
     if len(data) < min_people:
         return Equity(len(data), pd.DataFrame(), None, None, reason=f"too few budget holders ({len(data)}) for the model")
-    # Reference levels: the largest cohort, the 45-64 band, women, the least deprived quintile.
-    refs = {"cohort": data["cohort"].mode()[0], "age_band": "45-64",
-            "sex": "female" if "female" in set(data["sex"]) else data["sex"].mode()[0],
-            "deprivation": "Q5" if "Q5" in set(data["deprivation"]) else data["deprivation"].mode()[0]}
+    # Reference levels are each term's largest group (the 45-64 band for age): a small reference
+    # (say the least deprived fifth in a deprived area) would make every comparison with it noisy.
+    refs = {term: data[term].mode()[0] for term in EQUITY_TERMS} | {"age_band": "45-64"}
     design = [pd.Series(1.0, index=data.index, name="const"), data["log_need"]]
     dummies = {}  # column name -> (term, level)
     for term in EQUITY_TERMS:
