@@ -129,6 +129,8 @@ def write_downloads(folder: str | Path, definitions: dict[str, str], title: str)
     table and a sheet of definitions. Returns the files written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for old in [*folder.glob("*.csv"), *folder.glob("*.xlsx")]:  # an earlier run's tables
+        old.unlink()
     written, contents = [], []
     for number, (caption, frame) in enumerate(PUBLISHED.items(), start=1):
         path = folder / f"{number:02d}-{_slug(caption, 60)}.csv"

@@ -33,6 +33,7 @@ class Allocation:
     use: A.Use
     spend_by_category: pd.Series
     spend_mix: pd.DataFrame
+    spend_by_quarter: pd.DataFrame
     monthly: pd.DataFrame
     new_need: pd.DataFrame
 
@@ -83,6 +84,7 @@ def compute(data: SiteData, window: A.Window, metrics: Metrics) -> Allocation:
         use=use,
         spend_by_category=A.spend_by_category(spend, window),
         spend_mix=A.spend_mix_by_cohort(spend, people, window),
+        spend_by_quarter=A.spend_mix_over_time(spend),
         monthly=A.monthly_series(people, spend),
         new_need=new_need,
     )
@@ -151,6 +153,12 @@ def equity_table(a: Allocation) -> pd.DataFrame:
 def use_table(a: Allocation, policy: disclosure.Policy) -> pd.DataFrame:
     d = a.use.distribution
     return pd.DataFrame({"Budget periods": disclosure.publish_counts(d, policy)}, index=d.index)
+
+
+def spend_over_time_table(a: Allocation, quarters: int = 8) -> pd.DataFrame:
+    """Spend by category in each of the latest quarters (columns quarters, rows categories)."""
+    recent = a.spend_by_quarter.tail(quarters)
+    return recent.T.map(money)
 
 
 def spend_mix_table(a: Allocation) -> pd.DataFrame:
