@@ -97,6 +97,15 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_arguments(command: argparse.ArgumentParser) -> None:
+    """What `build` and `status` both need to know: the dataset, the run, where work is kept."""
+    command.add_argument("dataset")
+    command.add_argument("--params", help="run parameters (YAML), e.g. params/demo.yaml")
+    command.add_argument("--work", default="work", help="working files root (default: work)")
+    command.add_argument("--engine", choices=("auto", "pandas", "duckdb"), default="auto",
+                         help="how the dataset is checked and split by site (auto: DuckDB above 256 MB)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ipcreport", description="Personal budgets / IPC site briefings")
     sub = p.add_subparsers(dest="command", required=True)
@@ -122,24 +131,17 @@ def parser() -> argparse.ArgumentParser:
     v.set_defaults(func=_validate)
 
     b = sub.add_parser("build", help="validate, then build every site's briefing")
-    b.add_argument("dataset")
-    b.add_argument("--params", help="run parameters (YAML), e.g. params/demo.yaml")
+    _run_arguments(b)
     b.add_argument("--jobs", type=int, default=None, help="sites built at once (default: number of cores)")
     b.add_argument("--reports", default="reports", help="published output root (default: reports)")
-    b.add_argument("--work", default="work", help="working files root (default: work)")
     b.add_argument("--force", action="store_true", help="run every site again, changed or not")
     b.add_argument("--executor", choices=("local", "dask"), default="local",
                    help="local: a process pool on this machine; dask: a Dask distributed cluster")
     b.add_argument("--scheduler", help="the Dask scheduler's address, e.g. tcp://10.0.0.5:8786")
-    b.add_argument("--engine", choices=("auto", "pandas", "duckdb"), default="auto",
-                   help="how the dataset is checked and split by site (auto: DuckDB above 256 MB)")
     b.set_defaults(func=_build)
 
     st = sub.add_parser("status", help="which sites a build would run again, and why; writes nothing")
-    st.add_argument("dataset")
-    st.add_argument("--params", help="run parameters (YAML)")
-    st.add_argument("--work", default="work")
-    st.add_argument("--engine", choices=("auto", "pandas", "duckdb"), default="auto")
+    _run_arguments(st)
     st.set_defaults(func=_status)
     return p
 

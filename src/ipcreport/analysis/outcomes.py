@@ -64,6 +64,8 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.tools.sm_exceptions import SpecificationWarning
 
+from ..contract import COHORTS, MANAGEMENT
+
 DAYS_PER_YEAR = 365.25
 WINDOW_DAYS = 365  # each DiD window; also the follow-up questionnaire's due day after index
 MIN_PEOPLE_PER_GROUP = 20  # below this a model estimate is too unstable to print
@@ -72,8 +74,6 @@ SMD_THRESHOLD = 0.1  # |standardised mean difference| above which groups count a
 PROPENSITY_CLIP = (0.01, 0.99)
 Z95 = float(stats.norm.ppf(0.975))
 
-COHORTS = ("long_term_conditions", "children_complex_needs", "learning_disability", "mental_health")
-MANAGEMENT = ("notional", "third_party", "direct_payment")
 
 # event outcomes: key -> (event_type, measure)
 EVENT_OUTCOMES = {
