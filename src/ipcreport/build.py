@@ -23,14 +23,14 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
 from .cache import key_of, notebook_fingerprint, package_fingerprint, read_key, sha256_files, sha256_json, stale_reasons
-from .jobs import (KEY_FILE, RENDERED, BuildInterrupted, NotebookJob, StageResult, result_dict, reuse, run_dask,
+from .jobs import (KEY_FILE, RENDERED, BuildInterrupted, NotebookJob, StageResult, reuse, run_dask,
                    run_local, run_notebook_job)
 from .params import RunParams
 from .publish import SYNTHETIC_MARK, assemble, swap_into_place
@@ -357,7 +357,7 @@ def manifest(inputs: dict[str, Any], params: RunParams, result: BuildResult, wor
     from .results import METRICS_FILE
 
     def stage(r: StageResult) -> dict[str, Any]:
-        entry = result_dict(r)
+        entry = asdict(r)
         metrics = Path(r.work_dir) / METRICS_FILE
         entry["metrics"] = str(metrics) if r.ok and metrics.exists() else None
         return entry

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -201,6 +201,3 @@ def run_dask(jobs: list[NotebookJob], scheduler: str, on_result: Callable[[Stage
             on_result(result)
     return [results[job.key] for job in jobs]
 
-
-def result_dict(result: StageResult) -> dict[str, Any]:
-    return asdict(result)

@@ -66,12 +66,6 @@ def money(value: float | None) -> str:
     return "not available" if value is None or pd.isna(value) else gbp(value)
 
 
-def interval(value: float | None, low: float | None, high: float | None, fmt: str = "{:.2f}") -> str:
-    if value is None:
-        return "not available"
-    return f"{fmt.format(value)} (95% CI {fmt.format(low)} to {fmt.format(high)})"
-
-
 # Every table this notebook run has published, in order, for the downloads (caption -> frame).
 PUBLISHED: dict[str, pd.DataFrame] = {}
 
