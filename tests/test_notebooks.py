@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import papermill
 import pytest
+from PIL import Image
 
 from ipcreport.build import OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
 from ipcreport.jobs import KERNEL
@@ -72,6 +77,27 @@ def test_site_notebook_shows_every_section_with_a_chart_and_no_errors(site_run):
     assert images >= 6
 
 
+def ink_on_edges(png: bytes, ring: int = 2) -> int:
+    """Pixels darker than the white background in the image's outermost ``ring`` pixels: a
+    chart laid out inside its figure has none; a cut-off title or label has some."""
+    grey = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+    edges = np.concatenate([grey[:ring].ravel(), grey[-ring:].ravel(), grey[:, :ring].ravel(), grey[:, -ring:].ravel()])
+    return int((edges < 250).sum())
+
+
+def charts_cut_at_the_edges(notebook: Path) -> list[str]:
+    nb = nbformat.read(notebook, as_version=4)
+    return [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "code" for o in c.outputs
+            if "image/png" in o.get("data", {}) and ink_on_edges(base64.b64decode(o["data"]["image/png"]))]
+
+
+def test_no_chart_is_cut_off_at_its_edges(site_run):
+    """Charts are saved at their set size (not trimmed to what is drawn), so every title and
+    label must fit: long ones wrap."""
+    out, _ = site_run
+    assert charts_cut_at_the_edges(out / "executed.ipynb") == []
+
+
 def test_overview_notebook_over_site_metrics(site_run, small_dataset, tmp_path):
     out, site = site_run
     papermill.execute_notebook(
@@ -84,6 +110,7 @@ def test_overview_notebook_over_site_metrics(site_run, small_dataset, tmp_path):
     text = "".join(o.get("data", {}).get("text/markdown", "") + o.get("text", "") for o in outputs)
     assert f"({site})" in text and "1 sites" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 6  # 2 charts + 4 funnel plots
+    assert charts_cut_at_the_edges(tmp_path / "overview.ipynb") == []
 
 
 def test_a_site_with_no_budgets_yet_still_gets_a_briefing(dataset_copy, tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
+import psutil
 import pytest
 
 from ipcreport.build import build, status
@@ -74,7 +75,7 @@ def failing_notebook(path: Path, hang: str, die: str, raise_: str) -> Path:
         nbformat.v4.new_code_cell(
             "import os, time\nfrom pathlib import Path\n"
             f"if site_code == {hang!r}:\n    time.sleep(600)\n"
-            f"if site_code == {die!r}:\n    os._exit(1)\n"
+            f"if site_code == {die!r}:\n    os.write(2, b'last words of a dying kernel')\n    os._exit(1)\n"
             f"if site_code == {raise_!r}:\n    raise ValueError('this site fails on purpose')\n"
             "Path(output_dir).mkdir(parents=True, exist_ok=True)\n"
             "(Path(output_dir) / 'metrics.json').write_text('{\"budget_total\": 1}')"),
@@ -112,6 +113,9 @@ def test_a_hanging_a_dying_and_a_raising_site_never_stop_the_healthy_one(four_si
         folder = tmp_path / "work" / "resilient" / "sites" / code
         assert (folder / "error.txt").exists() and (folder / "execution.log").exists()
         assert not (folder / "key.json").exists()  # a failure is never reused
+    # what a kernel writes to stderr lands in the log of the site it was running, only there
+    logs = {code: (tmp_path / "work" / "resilient" / "sites" / code / "execution.log").read_text() for code in codes}
+    assert [code for code, text in logs.items() if "last words of a dying kernel" in text] == [codes[1]]
     assert not result.ok
 
 
@@ -164,6 +168,28 @@ def test_a_dask_cluster_build_equals_a_local_one(built, small_dataset, tmp_path)
         assert {k: v for k, v in local.items() if k not in volatile} == {k: v for k, v in remote.items() if k not in volatile}
     for csv in dask_report.rglob("*.csv"):
         assert csv.read_bytes() == (local_report / csv.relative_to(dask_report)).read_bytes()
+
+
+def test_workers_start_their_kernels_before_any_site_and_stop_with_them():
+    """The pool starts a kernel per worker as soon as it starts (a build starts it before
+    validating the data); leaving on an error stops every worker and kernel."""
+    from ipcreport.jobs import LocalExecutor
+
+    with pytest.raises(RuntimeError, match="validation failed"), LocalExecutor(2) as executor:
+        executor.start()
+        workers = [psutil.Process(pid) for pid in executor.pool._processes]
+        deadline = time.time() + 120
+        while time.time() < deadline and not all(kernels_of(w) for w in workers):
+            time.sleep(0.5)
+        started = [k for w in workers for k in kernels_of(w)]
+        assert len(workers) == 2 and len(started) == 2, "each worker starts one kernel before any job"
+        raise RuntimeError("validation failed")  # as prepare raises DatasetInvalid
+    gone, alive = psutil.wait_procs(workers + started, timeout=15)
+    assert not alive
+
+
+def kernels_of(worker: psutil.Process) -> list[psutil.Process]:
+    return [p for p in worker.children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
 
 
 def test_a_warm_kernel_carries_nothing_from_one_site_to_the_next(built, small_dataset, tmp_path):

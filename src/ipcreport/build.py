@@ -30,8 +30,8 @@ from typing import Any, Callable
 
 from . import __version__
 from .cache import key_of, notebook_fingerprint, package_fingerprint, read_key, sha256_files, sha256_json, stale_reasons
-from .jobs import (KEY_FILE, RENDERED, BuildInterrupted, NotebookJob, StageResult, reuse, run_dask,
-                   run_local, run_notebook_job)
+from .jobs import (KEY_FILE, RENDERED, BuildInterrupted, DaskExecutor, LocalExecutor, NotebookJob, StageResult,
+                   reuse)
 from .params import RunParams
 from .publish import SYNTHETIC_MARK, assemble, swap_into_place
 from .results import read_json, write_json_atomic
@@ -83,9 +83,11 @@ def choose_engine(dataset_path: Path, engine: str = "auto") -> str:
     return "duckdb" if size > DUCKDB_THRESHOLD_BYTES else "pandas"
 
 
-def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = True, engine: str = "auto") -> dict[str, Any]:
+def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = True, engine: str = "auto",
+            on_work: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Validate, partition and summarise the dataset, or reuse what the last build made of the
     same bytes. Raises DatasetInvalid (before writing anything) when the contract is broken.
+    ``on_work`` is called when there is work to do (a build starts its workers then).
 
     Returns the inputs record: dataset identity, sites, partitions with their hashes, the
     national indicator table and each site's comparison fingerprint.
@@ -96,6 +98,7 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
     if cached and cached["dataset_sha256"] == identity and cached["reporting_months"] == months \
             and all(Path(p["folder"]).is_dir() for p in cached["partitions"].values()):
         return cached  # the same bytes were validated and partitioned before
+    on_work()
 
     from .analysis.indicators import national_table
     from .sections.compare import compare_all, fingerprint
@@ -277,42 +280,42 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
     started = time.perf_counter()
     timings: dict[str, float] = {}
     dataset_path, work = Path(dataset_path), Path(work_root).resolve() / params.run
-    inputs = prepare(dataset_path, params, work, engine=engine)
-    timings["prepare_seconds"] = round(time.perf_counter() - started, 2)
-    say = _run_log(work, progress)
+    if executor == "dask" and not scheduler:
+        raise ValueError("--executor dask needs --scheduler ADDRESS")
+    say = None  # the run's log starts once the data have passed validation (nothing is written before)
+    runner = DaskExecutor(scheduler) if executor == "dask" else LocalExecutor(max(1, jobs or os.cpu_count() or 1))
     if threading.current_thread() is threading.main_thread():
         previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        plan = plan_sites(inputs, params, work, site_notebook, force)
-        stale = plan.stale()
-        say(f"{len(plan.sites)} site(s) in {inputs['name']}: {len(stale)} to build, "
-            f"{len(plan.sites) - len(stale)} unchanged (work in {work})")
-        for job in stale:
-            say(f"  {job.key}: {'; '.join(job.reasons)}")
-        ran_at = time.perf_counter()
-        ran: dict[str, StageResult] = {}
-        if stale:
-            tick = Progress(len(stale), say)
-            if executor == "dask":
-                if not scheduler:
-                    raise ValueError("--executor dask needs --scheduler ADDRESS")
-                ran = {r.key: r for r in run_dask(stale, scheduler, tick)}
-            else:
-                workers = max(1, min(jobs or os.cpu_count() or 1, len(stale)))
-                ran = {r.key: r for r in run_local(stale, workers, tick)}
-        sites = [ran.get(job.key) or reuse(job, read_key(Path(job.work_dir))) for job in plan.sites]
-        timings["sites_seconds"] = round(time.perf_counter() - ran_at, 2)
+        with runner:
+            # the workers start their kernels while the data are validated and partitioned
+            inputs = prepare(dataset_path, params, work, engine=engine, on_work=runner.start)
+            timings["prepare_seconds"] = round(time.perf_counter() - started, 2)
+            say = _run_log(work, progress)
+            plan = plan_sites(inputs, params, work, site_notebook, force)
+            stale = plan.stale()
+            say(f"{len(plan.sites)} site(s) in {inputs['name']}: {len(stale)} to build, "
+                f"{len(plan.sites) - len(stale)} unchanged (work in {work})")
+            for job in stale:
+                say(f"  {job.key}: {'; '.join(job.reasons)}")
+            ran_at = time.perf_counter()
+            ran = {r.key: r for r in runner.run(stale, Progress(len(stale), say))} if stale else {}
+            sites = [ran.get(job.key) or reuse(job, read_key(Path(job.work_dir))) for job in plan.sites]
+            timings["sites_seconds"] = round(time.perf_counter() - ran_at, 2)
 
-        overview_at = time.perf_counter()
-        job = overview_job(plan, sites, params, work, force)
-        overview = run_notebook_job(job) if job.reasons else reuse(job, read_key(Path(job.work_dir)))
-        if job.reasons:
-            say(f"overview: {overview.status}" + (f" ({overview.error})" if overview.error else ""))
-        timings["overview_seconds"] = round(time.perf_counter() - overview_at, 2)
+            overview_at = time.perf_counter()
+            job = overview_job(plan, sites, params, work, force)
+            if job.reasons:
+                overview = runner.run([job], lambda result: None)[0]
+                say(f"overview: {overview.status}" + (f" ({overview.error})" if overview.error else ""))
+            else:
+                overview = reuse(job, read_key(Path(job.work_dir)))
+            timings["overview_seconds"] = round(time.perf_counter() - overview_at, 2)
     except KeyboardInterrupt as stop:
         finished = sum((Path(j.work_dir) / KEY_FILE).exists() for j in plan.sites) if "plan" in locals() else 0
-        say(f"interrupted: {finished} site(s) finished and kept in {work}; nothing was published. "
-            "Run the same command again to carry on.")
+        if say is not None:
+            say(f"interrupted: {finished} site(s) finished and kept in {work}; nothing was published. "
+                "Run the same command again to carry on.")
         raise BuildInterrupted(str(stop)) from None
     finally:
         if threading.current_thread() is threading.main_thread():

@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from . import contract as C
+from .frames import isin
 from .results import replace_folder
 from .validation import Breach, DatasetInvalid, check_cross_tables, check_single_table, parse_table
 
@@ -181,7 +182,7 @@ def site_tables(dataset: Dataset, site_code: str) -> dict[str, pd.DataFrame]:
         "contracts": t["contracts"][t["contracts"]["site_code"] == site_code],
     }
     for table in ("budgets", "spend", "events", "surveys"):
-        out[table] = t[table][t[table]["person_id"].isin(ids)]
+        out[table] = t[table][isin(t[table]["person_id"], ids)]
     return {name: frame.reset_index(drop=True) for name, frame in out.items()}
 
 

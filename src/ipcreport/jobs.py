@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -96,7 +96,7 @@ def run_notebook_job(job: NotebookJob) -> StageResult:
     import papermill  # imported in the worker: keeps the parent light and its start-up fast
 
     from .render import RenderRequest, default_renderer
-    from .warm import ENGINE
+    from .warm import ENGINE, kernel_output
 
     result = StageResult(job.key, job.title, work_dir=job.work_dir, reasons=list(job.reasons))
     work = job.partial_dir
@@ -107,12 +107,16 @@ def run_notebook_job(job: NotebookJob) -> StageResult:
     started = time.perf_counter()
     try:
         with (work / "execution.log").open("w", encoding="utf-8") as log, stderr_into(log):
-            papermill.execute_notebook(
-                job.notebook, executed, parameters=job.parameters, kernel_name=KERNEL,
-                cwd=str(Path(job.notebook).parent), progress_bar=False, log_output=True,
-                stdout_file=log, stderr_file=log, execution_timeout=job.cell_timeout, engine_name=ENGINE,
-                request_save_on_cell_execute=False,  # write the notebook once, at the end
-            )
+            kernel_output()  # what the kernel wrote before this job is not this job's
+            try:
+                papermill.execute_notebook(
+                    job.notebook, executed, parameters=job.parameters, kernel_name=KERNEL,
+                    cwd=str(Path(job.notebook).parent), progress_bar=False, log_output=True,
+                    stdout_file=log, stderr_file=log, execution_timeout=job.cell_timeout, engine_name=ENGINE,
+                    request_save_on_cell_execute=False,  # write the notebook once, at the end
+                )
+            finally:
+                log.write(kernel_output())  # the kernel's own stderr: warnings, a crash's last words
         result.timings["execute_seconds"] = round(time.perf_counter() - started, 2)
         rendered_at = time.perf_counter()
         request = RenderRequest(executed, work / RENDERED, job.stem, job.title, subtitle=job.subtitle,
@@ -146,58 +150,107 @@ class BuildInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during a build: finished sites are kept, nothing is published."""
 
 
-def _own_process_group() -> None:
+def _start_worker() -> None:
     # Each worker leads its own process group, so stopping a build can stop the worker and the
     # kernel it started together (os.killpg), leaving no orphaned kernels.
     os.setsid()
+    from .warm import prewarm
+
+    prewarm(KERNEL)
 
 
-def run_local(jobs: list[NotebookJob], workers: int, on_result: Callable[[StageResult], None]) -> list[StageResult]:
-    """A process pool on this machine; results in job order."""
+def _collect(futures: dict, wait_next: Callable, on_result: Callable[[StageResult], None], who: str) -> dict[str, StageResult]:
+    """Each job's result as its future finishes; a future that failed (a lost worker) fails only
+    its own job."""
     results: dict[str, StageResult] = {}
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_own_process_group)
-    try:
-        pending = {pool.submit(run_notebook_job, job): job for job in jobs}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = pending.pop(future)
+    for future in wait_next(futures):
+        job = futures[future]
+        try:
+            result = future.result()
+        except Exception as err:  # noqa: BLE001 - see the docstring
+            result = StageResult(job.key, job.title, status="failed", work_dir=job.work_dir,
+                                 error=f"{who} failed: {type(err).__name__}: {err}")
+        results[job.key] = result
+        on_result(result)
+    return results
+
+
+class LocalExecutor:
+    """A process pool on this machine, one warm kernel per worker.
+
+    :meth:`start` launches the workers at once; each starts its kernel and imports the package
+    while the build is still validating the data. Used as a context manager: leaving it on an
+    error or an interrupt stops every worker and its kernel.
+    """
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+        self.used = False
+
+    def start(self, jobs: int | None = None) -> None:
+        """Start the workers (no more than ``jobs`` of them, when that is known)."""
+        if self.pool is None:
+            workers = min(self.workers, jobs or self.workers)
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_start_worker)
+            for _ in range(workers):  # the pool starts a worker per waiting task: start them all now
+                self.pool.submit(int)
+
+    def run(self, jobs: list[NotebookJob], on_result: Callable[[StageResult], None]) -> list[StageResult]:
+        """Every job; results in job order."""
+        self.start(len(jobs))
+        self.used = True
+        futures = {self.pool.submit(run_notebook_job, job): job for job in jobs}
+        results = _collect(futures, as_completed, on_result, "worker process")
+        return [results[job.key] for job in jobs]
+
+    def stop(self) -> None:
+        """Stop every worker and its kernel now (their process groups), finished or not."""
+        if self.pool is None:
+            return
+        for pid in list(getattr(self.pool, "_processes", {}) or {}):  # the pool's live workers
+            for kill in (os.killpg, os.kill):  # a worker not yet leading its group is killed alone
                 try:
-                    result = future.result()
-                except Exception as err:  # noqa: BLE001 - a worker that died takes only its own job
-                    result = StageResult(job.key, job.title, status="failed", work_dir=job.work_dir,
-                                         error=f"worker process failed: {type(err).__name__}: {err}")
-                results[job.key] = result
-                on_result(result)
-    except BaseException:
-        for pid in list(getattr(pool, "_processes", {}) or {}):  # the pool's live workers
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
-    return [results[job.key] for job in jobs]
+                    kill(pid, signal.SIGTERM)
+                    break
+                except (ProcessLookupError, PermissionError):
+                    continue
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if self.pool is None:
+            return
+        if kind is not None or not self.used:  # an error, an interrupt, or workers never needed
+            self.stop()
+        else:
+            self.pool.shutdown()
 
 
-def run_dask(jobs: list[NotebookJob], scheduler: str, on_result: Callable[[StageResult], None]) -> list[StageResult]:
-    """The same jobs on a Dask distributed cluster (workers must see the same files)."""
-    from distributed import Client, as_completed
+class DaskExecutor:
+    """The same jobs on a Dask distributed cluster (its workers must see the same files)."""
 
-    with Client(scheduler) as client:
-        futures = {client.submit(run_notebook_job, job, key=f"ipcreport-{job.key}-{job.cache_key[:12]}",
-                                 pure=False): job for job in jobs}
-        results = {}
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                result = future.result()
-            except Exception as err:  # noqa: BLE001 - a lost worker fails its job, not the build
-                result = StageResult(job.key, job.title, status="failed", work_dir=job.work_dir,
-                                     error=f"dask worker failed: {type(err).__name__}: {err}")
-            results[job.key] = result
-            on_result(result)
-    return [results[job.key] for job in jobs]
+    def __init__(self, scheduler: str):
+        self.scheduler = scheduler
 
+    def start(self, jobs: int | None = None) -> None:
+        """Nothing to warm here: the cluster's workers are already running."""
+
+    def run(self, jobs: list[NotebookJob], on_result: Callable[[StageResult], None]) -> list[StageResult]:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+
+        with Client(self.scheduler) as client:
+            futures = {client.submit(run_notebook_job, job, key=f"ipcreport-{job.key}-{job.cache_key[:12]}",
+                                     pure=False): job for job in jobs}
+            results = _collect(futures, dask_completed, on_result, "dask worker")
+        return [results[job.key] for job in jobs]
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        return None

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import contract as C
+from .frames import isin
 
 Severity = Literal["error", "warning"]
 MAX_LISTED = 5  # rows and values quoted per breach; the count says how many in all
@@ -259,11 +260,11 @@ def _ids(tables: dict[str, pd.DataFrame], group: str | None = None) -> pd.Index:
 
 
 def _unknown_person(table: str) -> Callable:
-    return lambda t, _: t[table]["person_id"].notna() & ~t[table]["person_id"].isin(_ids(t))
+    return lambda t, _: t[table]["person_id"].notna() & ~isin(t[table]["person_id"], _ids(t))
 
 
 def _not_ipc_person(table: str) -> Callable:
-    return lambda t, _: t[table]["person_id"].isin(_ids(t)) & ~t[table]["person_id"].isin(_ids(t, "ipc"))
+    return lambda t, _: isin(t[table]["person_id"], _ids(t)) & ~isin(t[table]["person_id"], _ids(t, "ipc"))
 
 
 def _after_extract(table: str, column: str) -> Callable:
@@ -323,7 +324,7 @@ def _duplicated_timepoint(t: dict[str, pd.DataFrame], _) -> pd.Series:
 def _baseline_without_follow_up(t: dict[str, pd.DataFrame], _) -> pd.Series:
     s = t["surveys"]
     followed = s.loc[s["timepoint"] == "follow_up", "person_id"]
-    return (s["timepoint"] == "baseline") & ~s["person_id"].isin(followed)
+    return (s["timepoint"] == "baseline") & ~isin(s["person_id"], followed)
 
 
 CROSS_RULES: tuple[CrossRule, ...] = (

@@ -16,8 +16,10 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import shutil
+import tempfile
 
-from jupyter_client import AsyncKernelManager, BlockingKernelClient
+from jupyter_client import AsyncKernelManager
 from nbclient.util import run_sync
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
@@ -37,15 +39,77 @@ log = logging.getLogger("papermill")
 # The asynchronous manager is the one nbclient is written for: its cell timeouts and its checks
 # that the kernel is still alive rely on it (a blocking manager can wait forever on a dead kernel).
 _warm: dict[str, AsyncKernelManager] = {}  # kernel name -> the running kernel of this process
+# What the package's notebooks import, and a first drawing (it loads the fonts): done once per
+# kernel, before its first notebook. Modules are all that carries over (RESET clears the rest).
+WARM_UP = """\
+import io
+import matplotlib.pyplot as plt
+from ipcreport import briefing, charts, dataset, disclosure, overview, present
+from ipcreport.sections import allocation, compare, outcomes, quality, risk
+figure, axes = plt.subplots()
+axes.set_title("warm-up")
+figure.savefig(io.BytesIO(), format="png")
+plt.close(figure)
+"""
+
+
+class _KernelStderr:
+    """Where this process's kernels write their stderr (warnings, a dying kernel's last words).
+
+    A kernel outlives the job that started it, so its stderr cannot point at one job's log;
+    each job instead takes what the kernel wrote while it ran (:func:`kernel_output`).
+    """
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="ipcreport-kernel-")
+        self.path = os.path.join(self.folder, "stderr.log")
+        open(self.path, "wb").close()
+        self.reader = open(self.path, "rb")  # its own file offset: kernels append through theirs
+
+    def new_text(self) -> str:
+        return self.reader.read().decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        self.reader.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_stderr: _KernelStderr | None = None
+
+
+def kernel_output() -> str:
+    """What this process's kernels wrote to stderr since the last call."""
+    return _stderr.new_text() if _stderr is not None else ""
 
 
 def _kernel(name: str) -> AsyncKernelManager:
+    global _stderr
     km = _warm.get(name)
     if km is None or not run_sync(km.is_alive)():
+        _stderr = _stderr or _KernelStderr()
         km = AsyncKernelManager(kernel_name=name)
-        run_sync(km.start_kernel)()
+        with open(_stderr.path, "ab") as stderr:
+            run_sync(km.start_kernel)(stderr=stderr)
         _warm[name] = km
     return km
+
+
+def prewarm(name: str, timeout: float = 120) -> None:
+    """Start this process's kernel and import the package into it ahead of the first notebook
+    (pool workers do this while the build is still validating the data). Never raises: a kernel
+    that cannot start fails the first job instead, with the error in that job's log."""
+    try:
+        client = _kernel(name).client()
+        client.start_channels()
+        try:
+            run_sync(client.wait_for_ready)(timeout=timeout)
+            reply = run_sync(client.execute_interactive)(WARM_UP, timeout=timeout, output_hook=lambda msg: None)
+            if reply["content"]["status"] != "ok":
+                log.warning("warming up kernel %s failed: %s", name, reply["content"].get("evalue"))
+        finally:
+            client.stop_channels()
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.warning("could not warm up kernel %s", name, exc_info=True)
 
 
 def discard(name: str) -> None:
@@ -61,19 +125,8 @@ def discard(name: str) -> None:
 def _shutdown_all() -> None:
     for name in list(_warm):
         discard(name)
-
-
-def _reset(km: AsyncKernelManager, cwd: str, timeout: float) -> None:
-    client = BlockingKernelClient()
-    client.load_connection_info(km.get_connection_info())
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=timeout)
-        reply = client.execute_interactive(RESET.format(cwd=cwd), timeout=timeout, output_hook=lambda msg: None)
-        if reply["content"]["status"] != "ok":
-            raise RuntimeError(f"resetting the warm kernel failed: {reply['content'].get('evalue')}")
-    finally:
-        client.stop_channels()
+    if _stderr is not None:
+        _stderr.close()
 
 
 class WarmEngine(NBClientEngine):
@@ -82,13 +135,22 @@ class WarmEngine(NBClientEngine):
     @classmethod
     def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
                                  start_timeout=60, execution_timeout=None, **kwargs):
-        km = _kernel(kernel_name)
+        cwd = os.getcwd()  # papermill has moved into the notebook's folder
         client = None
         try:
-            _reset(km, os.getcwd(), start_timeout)  # papermill has moved into the notebook's cwd
             client = PapermillNotebookClient(
-                nb_man, km=km, timeout=execution_timeout, startup_timeout=start_timeout, kernel_name=kernel_name,
-                log=log, log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+                nb_man, km=_kernel(kernel_name), timeout=execution_timeout, startup_timeout=start_timeout,
+                kernel_name=kernel_name, log=log, log_output=log_output, stdout_file=stdout_file,
+                stderr_file=stderr_file)
+
+            async def reset(notebook) -> None:  # noqa: ARG001 - nbclient's hook signature
+                # through the notebook's own client once it is connected: no second connection
+                reply = await client.kc.execute_interactive(RESET.format(cwd=cwd), timeout=start_timeout,
+                                                           output_hook=lambda msg: None)
+                if reply["content"]["status"] != "ok":
+                    raise RuntimeError(f"resetting the warm kernel failed: {reply['content'].get('evalue')}")
+
+            client.on_notebook_start = reset
             result = client.execute()
         except BaseException:
             discard(kernel_name)

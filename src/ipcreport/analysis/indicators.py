@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..frames import isin
 from . import allocation as A
 
 DAYS_PER_YEAR = 365.25
@@ -59,7 +60,7 @@ def site_indicators(tables: dict[str, pd.DataFrame], extract_date: pd.Timestamp,
     end = holders["exit_date"].fillna(window.end).clip(upper=window.end)
     years = ((end - start).dt.days.clip(lower=0) / DAYS_PER_YEAR).sum()
     events = tables["events"]
-    admissions = events[(events["event_type"] == "emergency_admission") & events["person_id"].isin(holders["person_id"])
+    admissions = events[(events["event_type"] == "emergency_admission") & isin(events["person_id"], holders["person_id"])
                         & (events["event_date"] >= window.start) & (events["event_date"] <= window.end)]
     admissions = admissions.merge(holders[["person_id", "index_date"]], on="person_id")
     admissions = admissions[admissions["event_date"] >= admissions["index_date"]]
@@ -69,7 +70,7 @@ def site_indicators(tables: dict[str, pd.DataFrame], extract_date: pd.Timestamp,
         "direct_payment_share": ((holders["management"] == "direct_payment").sum(), len(holders)),
         "new_need_share": ((holders["prior_service_cost"] == 0).sum(), len(holders)),
         "under_70_share": ((per_period["ratio"] < 0.7).sum(), len(per_period)),
-        "follow_up_share": (baseline.isin(followed).sum(), len(baseline)),
+        "follow_up_share": (isin(baseline, followed).sum(), len(baseline)),
         "emergency_rate": (len(admissions), years),
     }
     return pd.DataFrame([

@@ -65,6 +65,7 @@ from scipy import stats
 from statsmodels.tools.sm_exceptions import SpecificationWarning
 
 from ..contract import COHORTS, MANAGEMENT
+from ..frames import isin
 
 DAYS_PER_YEAR = 365.25
 WINDOW_DAYS = 365  # each DiD window; also the follow-up questionnaire's due day after index
@@ -409,10 +410,10 @@ def follow_up_completeness(people: pd.DataFrame, surveys: pd.DataFrame,
     many of the counted people left (exit_date) before their follow-up was due.
     """
     base = surveys[surveys["timepoint"] == "baseline"][["person_id"]].drop_duplicates()
-    follow = set(surveys.loc[surveys["timepoint"] == "follow_up", "person_id"])
+    follow = surveys.loc[surveys["timepoint"] == "follow_up", "person_id"]
     cols = ["person_id", "group"] + (["index_date", "exit_date"] if extract_date is not None else [])
     base = base.merge(people[cols], on="person_id")
-    base["followed_up"] = base["person_id"].isin(follow)
+    base["followed_up"] = isin(base["person_id"], follow)
     if extract_date is None:
         table = base.groupby("group").agg(baseline=("person_id", "size"), followed_up=("followed_up", "sum"))
         table["missing_follow_up"] = table["baseline"] - table["followed_up"]

@@ -94,8 +94,9 @@ class SiteComparison:
     peers: list[str]
 
 
-def compare_all(national: pd.DataFrame, level: float = 0.95) -> dict[str, SiteComparison]:
-    """Every site against England and its peers, from the national indicator table."""
+def compare_all(national: pd.DataFrame, level: float = 0.95, codes: list[str] | None = None) -> dict[str, SiteComparison]:
+    """Every site (or those in ``codes``) against England and its peers, from the national
+    indicator table."""
     sites = I.sites_of(national)
     neighbours = P.nearest_neighbours(sites, P.read_areas(), k=min(5, len(sites) - 1)) if len(sites) > 1 else None
     groups = P.peer_groups(neighbours) if neighbours is not None else {}
@@ -106,7 +107,7 @@ def compare_all(national: pd.DataFrame, level: float = 0.95) -> dict[str, SiteCo
             compared[key] = P.compare_sites(table, ind.kind, ind.polarity, level=level, neighbours=neighbours,
                                             multiplier=ind.multiplier)
     out = {}
-    for code in sites["site_code"]:
+    for code in sites["site_code"] if codes is None else codes:
         rows, by_name = [], {}
         for key, result in compared.items():
             mine = result[result["site_code"] == code]
@@ -140,7 +141,7 @@ def compute(data: SiteData, allocation: Allocation, national: pd.DataFrame | Non
     empty = pd.DataFrame()
     if national is None or national.empty or data.site_code not in set(national["site_code"]):
         return Compare(control, empty, empty, [], level)
-    mine = compare_all(national, level)[data.site_code]
+    mine = compare_all(national, level, codes=[data.site_code])[data.site_code]
     for row in mine.rows.itertuples():
         metrics.update({f"vs_england_{row.key}": row.vs_england, f"vs_peers_{row.key}": row.vs_peers})
     return Compare(control, mine.rows, mine.spine, mine.peers, level)
