@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+from statsmodels.regression.linear_model import OLS
+from statsmodels.tools.tools import add_constant
 
 from .. import contract as C
 
@@ -207,8 +208,8 @@ def ras_calibration(budgets: pd.DataFrame, min_periods: int = 20) -> Calibration
         ratio = ras_agreed_ratio(budgets)
         return Calibration(len(valid), float(ratio.median()) if len(ratio) else None, None, None, None, None, empty)
     ratio = valid["agreed_budget"] / valid["indicative_budget"]
-    X = sm.add_constant(np.log(valid["indicative_budget"]).rename("log_indicative"))
-    fit = sm.OLS(np.log(valid["agreed_budget"]), X).fit(cov_type="HC3")
+    X = add_constant(np.log(valid["indicative_budget"]).rename("log_indicative"))
+    fit = OLS(np.log(valid["agreed_budget"]), X).fit(cov_type="HC3")
     low, high = fit.conf_int().loc["log_indicative"]
     decile = pd.qcut(valid["indicative_budget"], q=min(10, len(valid) // 10 or 1), duplicates="drop")
     grouped = valid.groupby(decile, observed=True)
@@ -295,7 +296,7 @@ def equity_model(budgets: pd.DataFrame, people: pd.DataFrame, window: Window, mi
             dummies[name] = (term, level)
             design.append((levels == level).astype(float).rename(name))
     X = pd.concat(design, axis=1)
-    fit = sm.OLS(data["log_budget"], X).fit(cov_type="HC3")
+    fit = OLS(data["log_budget"], X).fit(cov_type="HC3")
     ci = fit.conf_int()
     table = pd.DataFrame([
         {"term": EQUITY_TERMS[term], "level": level, "reference": refs[term],

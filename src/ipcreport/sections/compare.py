@@ -5,6 +5,7 @@ series (NHS England's Making Data Count) and its indicators against England and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -14,7 +15,9 @@ from ..analysis import spc as S
 from ..cache import sha256_json
 from ..dataset import SiteData
 from ..results import Metrics
-from .allocation import Allocation
+
+if TYPE_CHECKING:  # only a type here: a build's prepare step uses compare_all without the charts
+    from .allocation import Allocation
 
 # Spend and admissions are charted per active budget holder: a programme that is growing would
 # otherwise show nothing but its own growth as special cause.
