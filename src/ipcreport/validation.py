@@ -128,7 +128,9 @@ def parse_column(raw: pd.Series, kind: C.Kind) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_datetime64_any_dtype(raw):
         dates = pd.to_datetime(raw).dt.tz_localize(None) if getattr(raw.dt, "tz", None) else pd.to_datetime(raw)
         return dates.astype("datetime64[ns]"), pd.Series(False, index=raw.index)
-    as_text = raw.map(lambda v: v.isoformat()[:10] if hasattr(v, "isoformat") else v).astype("string").str.strip()
+    if not isinstance(raw.dtype, pd.StringDtype):  # a mix of text and date objects (Excel)
+        raw = raw.map(lambda v: v.isoformat()[:10] if hasattr(v, "isoformat") else v)
+    as_text = raw.astype("string").str.strip()
     iso = as_text.str.match(_ISO_DATE).fillna(False).astype(bool)
     dates = pd.to_datetime(as_text.where(iso), format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
     bad = ~missing & dates.isna()
