@@ -313,9 +313,8 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
             timings["overview_seconds"] = round(time.perf_counter() - overview_at, 2)
     except KeyboardInterrupt as stop:
         finished = sum((Path(j.work_dir) / KEY_FILE).exists() for j in plan.sites) if "plan" in locals() else 0
-        if say is not None:
-            say(f"interrupted: {finished} site(s) finished and kept in {work}; nothing was published. "
-                "Run the same command again to carry on.")
+        (say or progress)(f"interrupted: {finished} site(s) finished and kept in {work}; nothing was published. "
+                          "Run the same command again to carry on.")
         raise BuildInterrupted(str(stop)) from None
     finally:
         if threading.current_thread() is threading.main_thread():
