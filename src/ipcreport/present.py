@@ -58,9 +58,9 @@ def figure(fig: plt.Figure, dpi: int = 150) -> None:
 
 def _prose(fig: plt.Figure) -> list[Text]:
     """The texts of a figure that are phrases (titles and axis labels), not ticks."""
-    texts = [fig._suptitle] if fig._suptitle is not None else []
+    texts = [fig._suptitle] if fig._suptitle is not None else []  # matplotlib keeps no public handle
     for ax in fig.axes:
-        texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
     return [t for t in texts if t.get_text()]
 
 
