@@ -25,6 +25,12 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str | None, str, Any]] = {
     "seed": ("risk", "seed", 2015),
     "horizon_months": ("risk", "horizon_months", 24),
     "fast_rollout_months": ("risk", "fast_rollout_months", 6),
+    "price_uplift": ("risk", "price_uplift", 0.03),
+    "price_uplift_sd": ("risk", "price_uplift_sd", 0.01),
+    "release_share": ("risk", "release_share", 1.0),
+    "unreleased_share": ("risk", "unreleased_share", 0.0),
+    "pooled_fund": ("finance", "pooled_fund", None),
+    "pooled_fund_next": ("finance", "pooled_fund_next", None),
     "suppress_threshold": ("disclosure", "suppress_threshold", 7),
     "rounding": ("disclosure", "rounding", 5),
 }
