@@ -91,8 +91,7 @@ def key_messages(r: SiteResults) -> list[str]:
     msgs = allocation.bridge_messages(a)[:1] or allocation.holders_messages(a)[:1]
     msgs += allocation.use_messages(a)[:1]
     msgs += outcomes.messages(r.outcomes)
-    msgs += [risk.double_running_message(r.risk, r.risk.by_month.loc[r.risk.by_month.index <= 12].sum()),
-             risk.overspend_message(r.risk)]
+    msgs += [risk.double_running_message(r.risk), risk.overspend_message(r.risk)]
     return msgs
 
 

@@ -68,6 +68,9 @@ def match_spend_to_periods(spend: pd.DataFrame, periods: pd.DataFrame) -> pd.Dat
     Rows whose month lies in none of ``periods`` are dropped (the contract guarantees every
     spend month lies in one of the person's periods; ``periods`` may be a subset).
     """
+    if spend.empty or periods.empty:  # merge_asof cannot match keys of an empty text column
+        return pd.concat([spend.iloc[0:0].reset_index(drop=True),
+                          periods.drop(columns="person_id").iloc[0:0].reset_index(drop=True)], axis=1)
     rows = pd.merge_asof(
         spend.sort_values("month"), periods.sort_values("period_start"),
         left_on="month", right_on="period_start", by="person_id",

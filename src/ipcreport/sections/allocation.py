@@ -139,7 +139,7 @@ def bridge_table(a: Allocation) -> pd.DataFrame:
     shown = b[(b[["agreed", "spent"]].abs().sum(axis=1) > 0) | (b.index == "total")]
     if shown["pooled_fund"].isna().all():
         shown = shown.drop(columns=["pooled_fund", "variance"])
-    return pd.DataFrame({BRIDGE_COLUMNS[col]: shown[col].map(money) for col in shown.columns},
+    return pd.DataFrame({BRIDGE_COLUMNS[col]: shown[col].map(money).to_numpy() for col in shown.columns},
                         index=[label(f) for f in shown.index])
 
 

@@ -90,8 +90,13 @@ def compute(data: SiteData, allocation: Allocation, assumptions: R.RiskAssumptio
     )
 
 
+NO_CONTRACTS = pd.DataFrame({"Note": ["No block contracts are recorded for this site"]}, index=["-"])
+
+
 def contract_table(r: Risk) -> pd.DataFrame:
     d = r.by_contract
+    if d.empty:
+        return NO_CONTRACTS
     return pd.DataFrame({
         "Category": d["category"].map(label).to_numpy(),
         "Funder": d["funder"].map(label).to_numpy(),
@@ -104,12 +109,12 @@ def contract_table(r: Risk) -> pd.DataFrame:
 
 
 def rollout_table(r: Risk) -> pd.DataFrame:
-    year = r.by_month.loc[r.by_month.index <= 12].sum()
-    whole = r.by_month.sum()
+    year = first_year(r)
+    whole = r.by_month.sum().reindex(year.index, fill_value=0.0)
     return pd.DataFrame({
         "Paid twice, year 1": year.map(money).to_numpy(),
         f"Paid twice, {r.assumptions.horizon_months} months": whole.map(money).to_numpy(),
-    }, index=[f"{name.capitalize()} roll-out" for name in r.by_month.columns])
+    }, index=[f"{name.capitalize()} roll-out" for name in year.index])
 
 
 def funder_table(r: Risk) -> pd.DataFrame:
@@ -122,6 +127,8 @@ def funder_table(r: Risk) -> pd.DataFrame:
 def calendar_table(r: Risk) -> pd.DataFrame:
     """The notice calendar as published: contracts needing notice first."""
     c = r.calendar
+    if c.empty:
+        return NO_CONTRACTS
     serve = [("no notice needed" if pd.isna(due) else f"now (was due {due:%d %b %Y})" if late else f"{due:%d %b %Y}")
              for due, late in zip(c["serve_by"], c["overdue"])]
     return pd.DataFrame({
@@ -172,9 +179,13 @@ def tornado_table(r: Risk) -> pd.DataFrame:
     }, index=t["input"].to_numpy())
 
 
+def first_year(r: Risk) -> pd.Series:
+    """GBP paid twice in the 12 months after the extract, per plan (zero without contracts)."""
+    return r.by_month.loc[r.by_month.index <= 12].sum().reindex(list(R.plans(r.assumptions)), fill_value=0.0)
+
+
 def messages(r: Risk) -> list[str]:
-    by_year = r.by_month.loc[r.by_month.index <= 12].sum() if not r.by_month.empty else pd.Series({"phased": 0.0, "fast": 0.0})
-    msgs = [double_running_message(r, by_year)]
+    msgs = [double_running_message(r)]
     if r.existing_monthly:
         msgs.append(f"A further {money(r.existing_monthly)} a month is still paid twice for money already in budgets "
                     "that the site says was never taken out of its contracts.")
@@ -185,7 +196,11 @@ def messages(r: Risk) -> list[str]:
     return msgs
 
 
-def double_running_message(r: Risk, by_year: pd.Series) -> str:
+def double_running_message(r: Risk) -> str:
+    if r.by_contract.empty:
+        return ("No block contracts are recorded for this site, so double running is not estimated: add them to "
+                "the contracts table to see what roll-out would cost while contracts are still paid.")
+    by_year = first_year(r)
     text = (f"Double running: as budgets grow, block contracts still paid for services that budgets now buy could cost "
             f"{money(by_year['phased'])} in the next 12 months under the phased roll-out and "
             f"{money(by_year['fast'])} if the same growth comes within {r.assumptions.fast_rollout_months} months.")
