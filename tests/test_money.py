@@ -141,3 +141,22 @@ def test_in_year_money_of_the_synthetic_dataset_to_the_penny(small_dataset):
     prior = people.set_index("person_id").loc[days.index, "prior_service_cost"].astype(float)
     assert M.net_new_money(people, budgets, window) == pytest.approx(total - float((prior * days / 365).sum()), abs=0.01)
     assert np.isfinite(total)
+
+
+def test_headline_money_agrees_with_the_bridge_and_with_spend(small_dataset):
+    """What the briefing headlines is the bridge's total, and never more than twice the year's
+    spend (the doubled definition gave 2.3 times at the demo's Birmingham)."""
+    from ipcreport.dataset import site_data
+    from ipcreport.results import Metrics
+    from ipcreport.sections import allocation
+
+    ds = load_dataset(small_dataset)
+    window = A.Window.ending(ds.meta.extract_date)
+    for code in ds.site_codes:
+        metrics = Metrics(code, "small", "", "")
+        alloc = allocation.compute(site_data(ds, code), window, metrics)
+        m, bridge = metrics.values, alloc.bridge
+        assert m["budget_total"] == pytest.approx(bridge.loc["total", "agreed"])
+        assert m["spend_in_year"] == pytest.approx(bridge.loc["total", "spent"])
+        assert m["spend_in_year"] <= m["budget_total"] <= 2 * m["spend_in_year"]
+        assert bridge.loc[["nhs", "social_care", "education"], "agreed"].sum() == pytest.approx(m["budget_total"])
