@@ -61,7 +61,7 @@ def test_html_briefing_is_self_contained_marked_synthetic_and_shows_no_code(buil
     page = next((report / "sites").glob("*/briefing.html")).read_text()
     words = " ".join(page.split())  # pandoc wraps long lines
     assert SYNTHETIC_MARK in words
-    for section in ("Key messages", "Who holds budgets and how", "What budgets buy",
+    for section in ("Decisions for the board", "Money in the reporting year", "Who holds budgets and how", "What budgets buy",
                     "Outcomes against the comparison group", "Financial risk", "Data quality",
                     "Methods and definitions"):
         assert f"{section}</h2>" in words
@@ -98,7 +98,7 @@ def test_word_briefing_has_headings_and_figures(built):
     _, report = built
     document = docx.Document(next((report / "sites").glob("*/briefing.docx")))
     headings = [p.text for p in document.paragraphs if p.style.name.startswith("Heading")]
-    assert "Financial risk" in headings and "Key messages" in headings
+    assert "Financial risk" in headings and "Decisions for the board" in headings
     assert len(document.inline_shapes) >= 6
     assert any("SYNTHETIC" in p.text for s in document.sections for p in s.header.paragraphs)
 

@@ -85,16 +85,6 @@ def load_national(national_path: str | Path | None, data_path: str | Path, month
     return I.national_table([site_tables(dataset, c) for c in dataset.site_codes], dataset.meta.extract_date, months)
 
 
-def key_messages(r: SiteResults) -> list[str]:
-    """The briefing's opening: the first message of each section, in plain words."""
-    a = r.allocation
-    msgs = allocation.bridge_messages(a)[:1] or allocation.holders_messages(a)[:1]
-    msgs += allocation.use_messages(a)[:1]
-    msgs += outcomes.messages(r.outcomes)
-    msgs += [risk.double_running_message(r.risk), risk.overspend_message(r.risk)]
-    return msgs
-
-
 def headline_table(r: SiteResults) -> pd.DataFrame:
     m = r.metrics.values
     rows = {
@@ -195,6 +185,15 @@ def definitions(settings: Settings, policy: disclosure.Policy) -> dict[str, str]
                         "the same data would only restate the forecast."),
         "Forecast outturn": "This financial year (April to March): spend to the extract date plus the months left as "
                             "their share of next year's simulated spend.",
+        "Evidence tags": "On the decision page: robust (from complete records, or an interval that rules out "
+                         "chance), indicative (a projection from stated assumptions, or a signal that could still be "
+                         "chance), data gap (the figure needs data or a setting the site has not supplied).",
+        "Glossary": "ASCOT: the Adult Social Care Outcomes Toolkit, a social-care quality-of-life score (0 to 1). "
+                    "EQ-5D: a health-related quality-of-life score (1 is full health). GHQ-12: a psychological "
+                    "distress score. QALY: a quality-adjusted life year, a year in full health. RAS: the resource "
+                    "allocation system that sets indicative budgets. Difference in differences: the change among "
+                    "budget holders over the change among similar people. SPC: statistical process control (control "
+                    "charts). Section 75: the NHS Act 2006 power under which NHS and councils pool funds.",
         "Disclosure control": f"Counts of people from 1 to {policy.threshold} are hidden ({disclosure.SUPPRESSED}) "
                               f"and others rounded to the nearest {policy.rounding}; where a hidden count could be "
                               "worked out from a total, more cells are hidden; means, rates and shares of groups "
