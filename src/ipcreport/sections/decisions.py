@@ -145,7 +145,8 @@ def flags(r: "SiteResults") -> list[Decision]:
     if e.fairness_p_value is not None and e.fairness_p_value < 0.05:
         t = e.terms
         clear = t[(t["term"] != "Cohort") & ((t["low"] > 0) | (t["high"] < 0))]
-        groups = ", ".join(f"{row.term.lower()} {label(row.level)}" for row in clear.itertuples()) or "some groups"
+        groups = ", ".join(f"{row.term.split(' (')[0].lower()} {label(row.level)}"  # no "(IMD quintile)"
+                           for row in clear.itertuples()) or "some groups"
         out.append(Decision(f"At the same assessed need, budgets differ by age, sex or deprivation ({groups}).",
                             "look at how care plans are agreed for these groups.", INDICATIVE))
     return out
