@@ -28,7 +28,7 @@ EVIDENCE = {
 }
 MAX_DECISIONS = 5
 # Words a board member should not meet on the decision page (the glossary explains them).
-JARGON = ("ASCOT", "EQ-5D", "GHQ", "QALY", "IRR", "ANCOVA", "DiD", "RAS", "SPC", "Poisson", "SMD", "CI ")
+JARGON = ("ASCOT", "EQ-5D", "GHQ", "QALY", "IRR", "ANCOVA", "DiD", "RAS", "SPC", "Poisson", "SMD", "CI ", "IMD", "imd")
 
 
 @dataclass(frozen=True)
