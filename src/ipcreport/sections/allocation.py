@@ -123,13 +123,13 @@ def money_table(money_by: pd.DataFrame, policy: disclosure.Policy) -> pd.DataFra
     return out
 
 
-BRIDGE_COLUMNS = {
-    "agreed": "Agreed budgets in the year",
-    "spent": "Spent in the year",
+BRIDGE_COLUMNS = {  # short headers: a PDF column this narrow breaks long words
+    "agreed": "Agreed",
+    "spent": "Spent",
     "unspent": "Unspent",
-    "dp_recoverable": "of which direct payments to recover",
+    "dp_recoverable": "Direct payments to recover",
     "pooled_fund": "Pooled fund",
-    "variance": "Pooled fund minus spend",
+    "variance": "Fund minus spend",
 }
 
 
