@@ -173,8 +173,8 @@ def tornado_table(r: Risk) -> pd.DataFrame:
     return pd.DataFrame({
         "Low value": [fmt[i](v) for i, v in zip(t["input"], t["low_value"])],
         "High value": [fmt[i](v) for i, v in zip(t["input"], t["high_value"])],
-        f"Spend minus {against}, low": t["gap_low"].map(money).to_numpy(),
-        f"Spend minus {against}, high": t["gap_high"].map(money).to_numpy(),
+        f"Against {against}, low": t["gap_low"].map(money).to_numpy(),
+        f"Against {against}, high": t["gap_high"].map(money).to_numpy(),
         "Range from": t["input"].map(TORNADO_SOURCES).to_numpy(),
     }, index=t["input"].to_numpy())
 
