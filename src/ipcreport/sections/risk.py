@@ -129,7 +129,7 @@ def calendar_table(r: Risk) -> pd.DataFrame:
     c = r.calendar
     if c.empty:
         return NO_CONTRACTS
-    serve = [("no notice needed" if pd.isna(due) else f"now (was due {due:%d %b %Y})" if late else f"{due:%d %b %Y}")
+    serve = [("no notice needed" if pd.isna(due) else f"now (due {due:%b %Y})" if late else f"{due:%d %b %Y}")
              for due, late in zip(c["serve_by"], c["overdue"])]
     return pd.DataFrame({
         "Category": c["category"].map(label).to_numpy(),
