@@ -35,7 +35,7 @@ def metrics(site: str, extract: str, irr: tuple[float, float, float], total: flo
 
 
 def test_changes_since_the_previous_extract_by_hand(tmp_path):
-    path = tmp_path / H.HISTORY_FILE
+    path = tmp_path / "history.parquet"
     H.append(path, H.rows_from_metrics("q1", [metrics("A", "2026-06-30", (0.90, 0.81, 1.0), 1_000_000.0)]))
     # A rebuild of the same run and extract replaces its rows rather than adding twice.
     H.append(path, H.rows_from_metrics("q1", [metrics("A", "2026-06-30", (0.90, 0.81, 1.0), 1_000_000.0)]))

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-HISTORY_FILE = "history.parquet"
 KEYS = ["run", "site_code", "extract_date"]
 COLUMNS = [*KEYS, "figure", "value", "low", "high"]
 Z95 = 1.959964
@@ -63,12 +62,11 @@ def _float(value) -> float:
     return np.nan if value is None else float(value)
 
 
-def read(path: str | Path) -> pd.DataFrame:
-    """The history table, or an empty one when none has been written."""
-    path = Path(path)
-    if not path.exists():
+def read(path: str | Path | None) -> pd.DataFrame:
+    """The history table, or an empty one when none has been written (or no path is given)."""
+    if path is None or not Path(path).exists():
         return pd.DataFrame(columns=COLUMNS)
-    return pd.read_parquet(path)
+    return pd.read_parquet(Path(path))
 
 
 def append(path: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
