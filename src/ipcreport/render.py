@@ -73,9 +73,20 @@ class Renderer(Protocol):
     def render(self, request: RenderRequest) -> dict[str, Path]: ...
 
 
+RENDERER_ENV = "IPCREPORT_RENDERER"  # "quarto", "builtin" or "auto" (the default)
+
+
 def default_renderer() -> Renderer:
-    """Quarto when it is on PATH, else the built-in pandoc + Typst renderer."""
-    return QuartoRenderer() if shutil.which("quarto") else PandocTypstRenderer()
+    """Quarto when it is on PATH, else the built-in pandoc + Typst renderer; the environment
+    variable IPCREPORT_RENDERER=quarto|builtin chooses one explicitly."""
+    choice = os.environ.get(RENDERER_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "quarto", "builtin"):
+        raise RenderError(f"{RENDERER_ENV}={choice!r}: choose quarto, builtin or auto")
+    if choice == "quarto" and not shutil.which("quarto"):
+        raise RenderError(f"{RENDERER_ENV}=quarto, but quarto is not on PATH")
+    if choice == "quarto" or (choice == "auto" and shutil.which("quarto")):
+        return QuartoRenderer()
+    return PandocTypstRenderer()
 
 
 # --------------------------------------------------------------------------------------
@@ -483,7 +494,7 @@ def _banner_html(watermark: str | None) -> str:
 # --------------------------------------------------------------------------------------
 # Quarto
 
-_TABLE_CAPTION = re.compile(r"(?m)^((?:[|+].*\n)\s*\n:\s+)(?P<caption>(?:(?!\{#).)+?)\s*$")
+_TABLE_CAPTION = re.compile(r"(?m)^([|+].*\n[ \t]*\n:[ \t]+)(?P<caption>(?:(?!\{#).)+?)[ \t]*$")
 
 
 def label_table_captions(markdown: str, numbers: Iterator[int]) -> str:
