@@ -28,6 +28,7 @@ class ReaderView:
     pages_with_notice: tuple[int, int] = (0, 0)  # (pages carrying the notice, pages)
     page_size: tuple[float, float] | None = None  # points (PDF) or centimetres (Word)
     code: list[str] = field(default_factory=list)  # code blocks shown
+    layout_tables: int = 0  # Word tables that are not captioned data tables
 
 
 class _Html(HTMLParser):
