@@ -32,10 +32,11 @@ from typing import Any, Protocol
 
 import yaml
 
+from .resources import TEMPLATES
+
 log = logging.getLogger(__name__)
 
 FORMATS = ("html", "pdf", "docx")
-TEMPLATES = Path(__file__).with_name("templates")
 # Briefings hide code and warnings unless a notebook or a cell asks otherwise.
 BRIEFING_EXECUTE = {"echo": False, "warning": False}
 SKIP_TAGS = {"parameters", "injected-parameters"}
