@@ -14,6 +14,9 @@ import pytest
 from ipcreport.synth import SynthConfig, synthesise
 
 REPO = Path(__file__).resolve().parents[1]
+# Builds in tests use the built-in renderer unless a test asks for Quarto (the renderer tests
+# and the browser and publication tests do, where it is on PATH): same results, and quick.
+os.environ.setdefault("IPCREPORT_RENDERER", "builtin")
 ARTIFACTS = REPO / "test-artifacts"
 
 # Small enough to be quick, large enough that every section has numbers (sites get >= 40 people).
