@@ -73,20 +73,27 @@ def build_small(dataset: Path, root: Path, renderer: str) -> Path:
     return root / "reports" / "test"
 
 
+# Each renderer's build is made once per test process: pytest may tear a parametrized
+# session fixture down and set it up again when tests of the two renderers interleave.
+_BUILDS: dict[str, tuple[Path, Path]] = {}
+
+
+def build_once(renderer: str, dataset: Path, tmp_path_factory) -> tuple[Path, Path]:
+    if renderer not in _BUILDS:
+        root = tmp_path_factory.mktemp(f"build-{renderer}")
+        _BUILDS[renderer] = root, build_small(dataset, root, renderer)
+    return _BUILDS[renderer]
+
+
 @pytest.fixture(scope="session")
 def built(small_dataset, tmp_path_factory):
     """One real build of the small dataset (all formats, built-in renderer), shared by the build
     and browser tests."""
-    root = tmp_path_factory.mktemp("build")
-    return root, build_small(small_dataset, root, "builtin")
+    return build_once("builtin", small_dataset, tmp_path_factory)
 
 
 @pytest.fixture(scope="session", params=RENDERERS)
 def built_by(request, small_dataset, tmp_path_factory):
     """The same build by each renderer: (renderer, root, report folder)."""
     need_renderer(request.param)
-    if request.param == "builtin":
-        root, report = request.getfixturevalue("built")
-        return request.param, root, report
-    root = tmp_path_factory.mktemp(f"build-{request.param}")
-    return request.param, root, build_small(small_dataset, root, request.param)
+    return (request.param, *build_once(request.param, small_dataset, tmp_path_factory))

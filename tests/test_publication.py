@@ -41,12 +41,21 @@ def published_text(path: Path) -> str:
     raise AssertionError(f"unexpected file in the published folder: {path}")
 
 
+_BUILDS: dict[str, tuple] = {}  # one build per renderer, however pytest orders the tests
+
+
 @pytest.fixture(scope="module", params=RENDERERS)
 def small_cohort_build(request, small_dataset, tmp_path_factory):
     """The small dataset with one site's learning-disability budget holders cut to four, built
     by each renderer."""
     need_renderer(request.param)
-    root = tmp_path_factory.mktemp(f"small_cohort_{request.param}")
+    if request.param not in _BUILDS:
+        _BUILDS[request.param] = build_small_cohort(small_dataset, tmp_path_factory, request.param)
+    return _BUILDS[request.param]
+
+
+def build_small_cohort(small_dataset, tmp_path_factory, renderer: str):
+    root = tmp_path_factory.mktemp(f"small_cohort_{renderer}")
     dataset = root / "dataset"
     import shutil
 
@@ -63,7 +72,7 @@ def small_cohort_build(request, small_dataset, tmp_path_factory):
 
     edit_csv(dataset, "people", shrink)
     done = run_cli("build", dataset, "--reports", root / "reports", "--work", root / "work", cwd=root,
-                   renderer=request.param)
+                   renderer=renderer)
     assert done.returncode == 0, done.stdout + done.stderr
     return root / "reports" / "dataset", site, set(people["person_id"])
 
