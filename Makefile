@@ -23,6 +23,8 @@ report: $(STAMP) $(DEMO)/dataset.yaml $(DEMO_PREV)/dataset.yaml
 	$(BIN)/ipcreport build $(DEMO_PREV) --params $(PARAMS) --run demo-previous-quarter $(if $(JOBS),--jobs $(JOBS))
 	$(BIN)/ipcreport build $(DEMO) --params $(PARAMS) $(if $(JOBS),--jobs $(JOBS))
 
+# The suite includes nbval over both notebooks (tests/test_nbval.py), the wheel test, and the
+# Quarto tests when quarto is on PATH (.ci/run puts the kit's there; otherwise they skip).
 test: $(STAMP) $(AXE) chromium
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
@@ -56,8 +58,9 @@ $(DEMO)/dataset.yaml: | $(STAMP)
 $(DEMO_PREV)/dataset.yaml: $(DEMO)/dataset.yaml
 	$(BIN)/ipcreport snapshot $(DEMO) $(DEMO_PREV) --months-before 3
 
+# JupyterLab refuses to start as root (the default user of many containers) unless told.
 lab: $(STAMP) $(DEMO)/dataset.yaml
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lock: $(STAMP)
 	( echo "# Every package make installs, pinned: generated with 'pip freeze' from a working .venv (Python 3.11)."; \

@@ -1,6 +1,7 @@
 """The published report in a real browser: Debian's Chromium driven by Playwright.
 
-Serves a real build over HTTP on 127.0.0.1, opens the index page and a briefing, follows every
+For each renderer (the built-in one, and Quarto where it is on PATH), serves a real build over
+HTTP on 127.0.0.1, opens the index page and a briefing, follows every
 link (HTML, PDF, Word, CSV, Excel), fails on any console error, checks accessibility with
 axe-core (no serious or critical violations) and saves screenshots under test-artifacts/browser.
 """
@@ -39,9 +40,9 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def site(built):
+def site(built_by):
     """The built report served on a free loopback port."""
-    _, report = built
+    _, _, report = built_by
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(report)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -106,10 +107,10 @@ def crawl(browser, start: str, seen: set[str], shots: str) -> None:
     page.close()
 
 
-def test_every_link_works_without_console_errors(browser, site):
+def test_every_link_works_without_console_errors(browser, site, built_by):
     OUT.mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
-    crawl(browser, site + "index.html", seen, "index")
+    crawl(browser, site + "index.html", seen, f"{built_by[0]}-index")
     kinds = {Path(u).suffix for u in seen}
     assert {".html", ".pdf", ".docx", ".xlsx", ".csv"} <= kinds, kinds
     assert any("/briefing.html" in u for u in seen) and any("/overview.html" in u for u in seen)
@@ -117,18 +118,40 @@ def test_every_link_works_without_console_errors(browser, site):
 
 @pytest.mark.skipif(not AXE.exists(), reason="axe-core is not installed (make test runs npm ci)")
 @pytest.mark.parametrize("path", ["index.html", "briefing", "overview/overview.html"])
-def test_no_serious_or_critical_accessibility_violations(browser, site, built, path):
+def test_no_serious_or_critical_accessibility_violations(browser, site, built_by, path):
+    renderer, _, report = built_by
     if path == "briefing":
-        _, report = built
         path = next(report.glob("sites/*/briefing.html")).relative_to(report).as_posix()
     page, errors = open_page(browser, site + path)
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     OUT.mkdir(parents=True, exist_ok=True)
-    name = path.replace("/", "_")
+    name = f"{renderer}-" + path.replace("/", "_")
     (OUT / f"axe-{name}.json").write_text(json.dumps(result["violations"], indent=2))
     page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
     serious = [(v["id"], v["impact"], len(v["nodes"]), v["help"]) for v in result["violations"]
                if v["impact"] in ("serious", "critical")]
     assert not serious, f"{path}: {serious}"
+    assert not errors
+
+
+def test_briefing_in_the_house_style_with_charts_at_full_width(browser, site, built_by):
+    """Either renderer's briefing: the house stylesheet (no Bootstrap), a column of 50rem with
+    charts across it (not at half size), no links to other formats inside the page."""
+    renderer, _, report = built_by
+    path = next(report.glob("sites/*/briefing.html")).relative_to(report).as_posix()
+    page, errors = open_page(browser, site + path)
+    style = page.evaluate("""() => ({
+        accent: getComputedStyle(document.documentElement).getPropertyValue('--accent').trim(),
+        column: getComputedStyle(document.body).maxWidth,
+        images: [...document.querySelectorAll('figure img')].map(i => i.getBoundingClientRect().width),
+        bootstrap: [...document.styleSheets].some(s => { try { return [...s.cssRules].some(
+            r => (r.selectorText || '').includes('.navbar')) } catch (e) { return false } }),
+    })""")
+    hrefs = links(page)
+    page.close()
+    assert style["accent"] == "#005eb8" and not style["bootstrap"], (renderer, style)
+    assert style["column"] == "800px", style["column"]  # the house style's 50rem text column
+    assert style["images"] and min(style["images"]) >= 600, style["images"]
+    assert not [h for h in hrefs if h.endswith((".pdf", ".docx", ".typ"))], hrefs
     assert not errors

@@ -124,7 +124,7 @@ def test_interrupted_build_keeps_finished_sites_and_carries_on(four_sites, tmp_p
     finished site is kept and not executed again by the next build."""
     cmd = [sys.executable, "-m", "ipcreport.cli", "build", str(four_sites), "--jobs", "1",
            "--reports", str(tmp_path / "reports"), "--work", str(tmp_path / "work")]
-    sites = tmp_path / "work" / "demo" / "sites"
+    sites = tmp_path / "work" / four_sites.name / "sites"  # no parameters file: run named after the dataset
     process = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and not list(sites.glob("*/key.json")):
@@ -144,7 +144,7 @@ def test_interrupted_build_keeps_finished_sites_and_carries_on(four_sites, tmp_p
 
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stdout + again.stderr
-    by_site = cached(tmp_path / "reports" / "demo")
+    by_site = cached(tmp_path / "reports" / four_sites.name)
     assert all(by_site[code] for code in kept) and not all(by_site[c] for c in by_site if c not in kept)
     assert not list((tmp_path / "reports").rglob("*.tmp")) and not list((tmp_path / "reports").rglob(".*partial*"))
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pypdfium2 as pdfium
 import pytest
 
-from conftest import edit_csv, run_cli
+from conftest import RENDERERS, edit_csv, need_renderer, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels")]
 
@@ -41,10 +41,21 @@ def published_text(path: Path) -> str:
     raise AssertionError(f"unexpected file in the published folder: {path}")
 
 
-@pytest.fixture(scope="module")
-def small_cohort_build(small_dataset, tmp_path_factory):
-    """The small dataset with one site's learning-disability budget holders cut to four."""
-    root = tmp_path_factory.mktemp("small_cohort")
+_BUILDS: dict[str, tuple] = {}  # one build per renderer, however pytest orders the tests
+
+
+@pytest.fixture(scope="module", params=RENDERERS)
+def small_cohort_build(request, small_dataset, tmp_path_factory):
+    """The small dataset with one site's learning-disability budget holders cut to four, built
+    by each renderer."""
+    need_renderer(request.param)
+    if request.param not in _BUILDS:
+        _BUILDS[request.param] = build_small_cohort(small_dataset, tmp_path_factory, request.param)
+    return _BUILDS[request.param]
+
+
+def build_small_cohort(small_dataset, tmp_path_factory, renderer: str):
+    root = tmp_path_factory.mktemp(f"small_cohort_{renderer}")
     dataset = root / "dataset"
     import shutil
 
@@ -60,9 +71,10 @@ def small_cohort_build(small_dataset, tmp_path_factory):
         return frame
 
     edit_csv(dataset, "people", shrink)
-    done = run_cli("build", dataset, "--reports", root / "reports", "--work", root / "work", cwd=root)
+    done = run_cli("build", dataset, "--reports", root / "reports", "--work", root / "work", cwd=root,
+                   renderer=renderer)
     assert done.returncode == 0, done.stdout + done.stderr
-    return root / "reports" / "demo", site, set(people["person_id"])
+    return root / "reports" / "dataset", site, set(people["person_id"])
 
 
 def test_the_cohort_of_four_is_hidden_everywhere(small_cohort_build):
@@ -104,4 +116,4 @@ def test_working_files_stay_out_of_the_published_folder(small_cohort_build):
     kinds = {p.suffix for p in report.rglob("*") if p.is_file()}
     assert kinds <= {".html", ".pdf", ".docx", ".csv", ".xlsx", ".json"}, kinds
     assert not list(report.rglob("metrics.json")) and not list(report.rglob("*.ipynb"))
-    assert (report.parent.parent / "work" / "demo").is_dir()
+    assert (report.parent.parent / "work" / "dataset").is_dir()

@@ -19,8 +19,10 @@ from ipcreport.render import (
     RenderError,
     RenderRequest,
     cell_options,
+    RENDERER_ENV,
     default_renderer,
-    quarto_typst_header,
+    label_table_captions,
+    quarto_typst_variables,
 )
 
 pytestmark = pytest.mark.xdist_group("render")  # one worker executes and renders once
@@ -134,6 +136,7 @@ def test_cell_options_are_stripped():
 
 
 def test_default_renderer_without_quarto(monkeypatch):
+    monkeypatch.delenv(RENDERER_ENV, raising=False)
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert default_renderer().name == "pandoc+typst"
     monkeypatch.setattr(shutil, "which", lambda name: "/opt/quarto/bin/quarto")
@@ -233,20 +236,26 @@ def test_failed_format_leaves_no_partial_file(tmp_path, monkeypatch):
     assert (out / "briefing.html").stat().st_mode & 0o044  # readable, not mkstemp's 0600
 
 
-# --- The Quarto path: Quarto is not installed here, so check what we hand it. ---------
+# --- The Quarto path without Quarto: what we hand it (test_renderers.py runs the real one) ---
 
 FAKE_QUARTO = """\
 import json, os, pathlib, sys
-# Stand-in for `quarto render NB --to FMT`: writes NB.<ext> holding what it was given.
+# Stand-in for `quarto render NB --to FMT[,FMT...]`: writes NB.<ext> holding what it was given.
 _, command, notebook, _, to = sys.argv
-if to == os.environ.get("FAKE_QUARTO_FAIL"):
+if os.environ.get("FAKE_QUARTO_FAIL") in to.split(","):
     sys.exit("ERROR: typst compile failed (fake)")
 nb = json.loads(pathlib.Path(notebook).read_text())
-ext = {"html": "html", "typst": "pdf", "docx": "docx"}[to]
 sources = ["".join(c["source"]) for c in nb["cells"]]  # .ipynb stores lists of lines
-report = {"front": sources[0], "cells": sources[1:], "files": sorted(os.listdir("."))}
-pathlib.Path(notebook).with_suffix("." + ext).write_text(json.dumps(report))
+outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+report = {"front": sources[0], "cells": sources[1:], "outputs": outputs, "files": sorted(os.listdir(".")),
+          "calls": 1 + len(list(pathlib.Path(".").glob("*.calls")))}
+pathlib.Path(f"call{report['calls']}.calls").write_text(to)
+for fmt in to.split(","):
+    ext = {"html": "html", "typst": "pdf", "docx": "docx"}[fmt]
+    pathlib.Path(notebook).with_suffix("." + ext).write_text(json.dumps(report))
 """
+
+TABLE_OUTPUT = "| A | B |\n|:--|--:|\n| x | 1 |\n\n: First table\n"
 
 
 @pytest.fixture
@@ -260,13 +269,17 @@ def fake_quarto(tmp_path):
         new_raw_cell("---\ntitle: Front matter title\nexecute:\n  echo: true\n---"),
         new_code_cell('site = "PARAM-SITE-DEFAULT"', metadata={"tags": ["injected-parameters"]}),
         new_code_cell("#| output: asis\nprint('## Summary')"),
+        new_code_cell("show_tables()", outputs=[
+            new_output("display_data", data={"text/markdown": TABLE_OUTPUT}),
+            new_output("stream", name="stdout", text=TABLE_OUTPUT.replace("First", "Second")),
+        ]),
     ])
     notebook = tmp_path / "briefing.ipynb"
     nbformat.write(nb, notebook)
     return QuartoRenderer(str(script)), notebook
 
 
-def test_quarto_gets_front_matter_and_files(fake_quarto, tmp_path):
+def test_quarto_gets_front_matter_and_files_in_one_call(fake_quarto, tmp_path):
     import json
 
     import yaml
@@ -276,47 +289,89 @@ def test_quarto_gets_front_matter_and_files(fake_quarto, tmp_path):
                                         subtitle="Q3", watermark=WATERMARK))
     assert sorted(out) == ["docx", "html", "pdf"] and out["pdf"].name == "q3.pdf"
     report = json.loads(out["html"].read_text())
+    assert report["calls"] == 1  # one quarto call wrote all three formats
     front = yaml.safe_load(report["front"].strip().strip("-"))
     assert front["title"] == "Test briefing" and front["subtitle"] == "Q3"
     assert front["execute"] == {"echo": True, "warning": False}  # notebook's choice kept
-    assert front["format"]["html"]["embed-resources"] is True
-    assert front["format"]["html"]["include-before-body"] == "watermark.html"
-    assert front["format"]["typst"]["include-in-header"] == "typst-header.typ"
+    html_format, typst_format = front["format"]["html"], front["format"]["typst"]
+    assert html_format["embed-resources"] is True and html_format["minimal"] is True
+    assert html_format["format-links"] is False and html_format["css"] == "ipcreport.css"
+    assert html_format["include-before-body"] == "watermark.html"
+    assert typst_format["template-partials"] == ["typst-template.typ", "page.typ"]
     assert front["format"]["docx"]["reference-doc"] == "reference.docx"
+    assert front["format"]["docx"]["filters"] == [{"path": "ipcreport-quarto.lua", "at": "post-render"}]
     assert not any("PARAM-SITE-DEFAULT" in cell for cell in report["cells"])
-    support = ("ipcreport.css", "ipcreport.typ", "reference.docx", "typst-header.typ",
-               "watermark.html")
+    support = ("ipcreport.css", "ipcreport.typ", "reference.docx", "ipcreport-vars.typ", "typst-template.typ",
+               "page.typ", "ipcreport-quarto.lua", "watermark.html", "favicon.html")
     assert set(support) <= set(report["files"])
+    texts = ["".join(o.get("data", {}).get("text/markdown") or o.get("text") or "") for o in report["outputs"]]
+    captions = [line for text in texts for line in text.splitlines() if line.startswith(": ")]
+    assert captions == [": First table {#tbl-1}", ": Second table {#tbl-2}"]
 
 
-def test_quarto_failure_names_notebook_and_format(fake_quarto, tmp_path, monkeypatch):
+def test_quarto_failure_names_notebook_and_formats_and_writes_nothing(fake_quarto, tmp_path, monkeypatch):
     renderer, notebook = fake_quarto
     monkeypatch.setenv("FAKE_QUARTO_FAIL", "docx")
     out = tmp_path / "out"
-    with pytest.raises(RenderError, match=r"(?s)docx.*briefing.ipynb.*typst compile failed"):
+    with pytest.raises(RenderError, match=r"(?s)html, pdf, docx.*briefing.ipynb.*typst compile failed"):
         renderer.render(RenderRequest(notebook, out, "q3", "Test briefing"))
-    assert sorted(p.name for p in out.iterdir()) == ["q3.html", "q3.pdf"]  # no partial docx
+    assert not out.exists() or not any(out.iterdir())  # all formats or none
 
 
-def test_quarto_typst_header_survives_quartos_page_settings(tmp_path):
-    """Quarto's typst template sets paper, margins and numbering after our header include;
-    the running header, page numbers and watermark must still be on every page."""
+@pytest.mark.parametrize("markdown, expected", [
+    ("| a |\n|--|\n| 1 |\n\n: Spend by site\n", "| a |\n|--|\n| 1 |\n\n: Spend by site {#tbl-7}\n"),
+    ("| a |\n|--|\n| 1 |\n\n: Labelled {#tbl-x}\n", "| a |\n|--|\n| 1 |\n\n: Labelled {#tbl-x}\n"),
+    ("Term\n\n: a definition, not a table caption\n", "Term\n\n: a definition, not a table caption\n"),
+    ("| a |\n|--|\n| 1 |\n", "| a |\n|--|\n| 1 |\n"),  # no caption: left alone
+])
+def test_table_captions_get_labels(markdown, expected):
+    assert label_table_captions(markdown, iter([7, 8])) == expected
+
+
+def test_renderer_chosen_by_environment(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: "/opt/quarto/bin/quarto")
+    monkeypatch.setenv(RENDERER_ENV, "builtin")
+    assert default_renderer().name == "pandoc+typst"
+    monkeypatch.setenv(RENDERER_ENV, "quarto")
+    assert default_renderer().name == "quarto"
+    monkeypatch.setenv(RENDERER_ENV, "latex")
+    with pytest.raises(RenderError, match="IPCREPORT_RENDERER='latex'"):
+        default_renderer()
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv(RENDERER_ENV, "quarto")
+    with pytest.raises(RenderError, match="not on PATH"):
+        default_renderer()
+
+
+def test_quarto_typst_partials_give_the_built_in_page(tmp_path):
+    """Quarto's Typst template with our partials, laid out as Quarto lays it out (template.typ:
+    definitions, typst-template, header-includes, page, typst-show, body): a title page with
+    the notice and the contents, then the running header, watermark and "Page N of M" on
+    every page."""
     import pypdfium2 as pdfium
     import typst
 
-    shutil.copy(TEMPLATES / "ipcreport.typ", tmp_path / "ipcreport.typ")
+    for name in ("ipcreport.typ", "quarto/typst-template.typ", "quarto/page.typ"):
+        shutil.copy(TEMPLATES / name, tmp_path / Path(name).name)
     request = RenderRequest(Path("x.ipynb"), tmp_path, "x", 'A "quoted" title', watermark=WATERMARK)
-    quarto_like = (
-        quarto_typst_header(request)
-        + '#set page(paper: "a4", margin: (x: 2.2cm, top: 2.7cm, bottom: 2.3cm), numbering: "1")\n'
-        + "= Heading\n" + "Some words of body text. " * 600
-    )
+    (tmp_path / "ipcreport-vars.typ").write_text(quarto_typst_variables(request))
+    quarto_like = "\n".join([
+        (tmp_path / "typst-template.typ").read_text(), (tmp_path / "page.typ").read_text(),
+        "#show: doc => article(title: [Site briefing], subtitle: [Q3], lang: \"en\", font: (\"Arial\",),"
+        " toc: true, toc_title: [Contents], toc_depth: 1, doc)",
+        "= Key messages\n" + "Some words of body text. " * 400, "= Money\n== Detail\nMore words.",
+    ])
     (tmp_path / "x.typ").write_text(quarto_like)
     typst.compile(str(tmp_path / "x.typ"), output=str(tmp_path / "x.pdf"), root=str(tmp_path),
                   ignore_system_fonts=True)
     pdf = pdfium.PdfDocument(tmp_path / "x.pdf")
-    assert len(pdf) >= 2
-    for number, page in enumerate(pdf, start=1):
-        text = page.get_textpage().get_text_range()
+    texts = [page.get_textpage().get_text_range() for page in pdf]
+    assert len(pdf) >= 3
+    assert "Site briefing" in texts[0] and "Contents" in texts[0] and "Key messages" in texts[0]
+    assert "Detail" not in texts[0]  # contents list sections only, as the built-in one does
+    assert "Some words" not in texts[0]  # the briefing starts on the next page
+    for number, text in enumerate(texts, start=1):
         assert WATERMARK in text and 'A "quoted" title' in text
         assert f"Page {number} of {len(pdf)}" in text
+    width, height = pdf[0].get_size()
+    assert (round(width), round(height)) == (595, 842)  # A4, not Quarto's default US letter

@@ -34,14 +34,11 @@ from .jobs import (KEY_FILE, RENDERED, BuildInterrupted, DaskExecutor, LocalExec
                    reuse)
 from .params import RunParams
 from .publish import SYNTHETIC_MARK, assemble, swap_into_place
+from .resources import OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
 from .results import METRICS_FILE, read_json, read_metrics, write_json_atomic
 
 HISTORY_FILE = "history.parquet"  # under the reports folder, beside every run's folder (ipcreport.history)
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = PACKAGE_ROOT / "notebooks"
-SITE_NOTEBOOK = NOTEBOOKS / "site_briefing.ipynb"
-OVERVIEW_NOTEBOOK = NOTEBOOKS / "national_overview.ipynb"
 INPUTS_FILE = "inputs.json"
 log = logging.getLogger("ipcreport.build")
 
@@ -226,10 +223,11 @@ def plan_sites(inputs: dict[str, Any], params: RunParams, work: Path, site_noteb
     return Plan(inputs, jobs, run_date)
 
 
-def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work: Path, force: bool) -> NotebookJob:
+def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work: Path, force: bool,
+                 overview_notebook: Path = OVERVIEW_NOTEBOOK) -> NotebookJob:
     ok = [r for r in results if r.ok]
     site_keys = {r.key: (read_key(Path(r.work_dir)) or {}).get("key") for r in ok}
-    components = {"notebook": notebook_fingerprint(OVERVIEW_NOTEBOOK), "package": package_fingerprint(),
+    components = {"notebook": notebook_fingerprint(overview_notebook), "package": package_fingerprint(),
                   "sites": sha256_json(site_keys), "national": plan.inputs["national_sha256"],
                   "parameters": sha256_json([params.settings["suppress_threshold"], params.settings["rounding"],
                                              list(params.formats), params.source])}
@@ -239,7 +237,7 @@ def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work
         components, previous, _outputs_present(folder, previous))
     return NotebookJob(
         key="overview", title="Personal budgets: national overview",
-        subtitle=f"All sites, data to {plan.inputs['extract_date_words']}", notebook=str(OVERVIEW_NOTEBOOK),
+        subtitle=f"All sites, data to {plan.inputs['extract_date_words']}", notebook=str(overview_notebook),
         parameters={"metrics_dir": str(work / "sites"), "sites": [r.key for r in ok],
                     "output_dir": str(work / ".overview.partial"), "params_file": params.source,
                     "run_date": plan.run_date, "link_sites": True, "national_path": plan.inputs["national_csv"],
@@ -280,7 +278,8 @@ def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
 def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = None,
           reports_root: str | Path = "reports", work_root: str | Path = "work", force: bool = False,
           executor: str = "local", scheduler: str | None = None, site_notebook: Path = SITE_NOTEBOOK,
-          engine: str = "auto", progress: Callable[[str], None] = print) -> BuildResult:
+          overview_notebook: Path = OVERVIEW_NOTEBOOK, engine: str = "auto",
+          progress: Callable[[str], None] = print) -> BuildResult:
     """Validate, execute what changed, render and publish every site of a dataset.
 
     Raises DatasetInvalid before writing anything when the dataset breaks the contract, and
@@ -314,7 +313,7 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
             timings["sites_seconds"] = round(time.perf_counter() - ran_at, 2)
 
             overview_at = time.perf_counter()
-            job = overview_job(plan, sites, params, work, force)
+            job = overview_job(plan, sites, params, work, force, overview_notebook)
             if job.reasons:
                 overview = runner.run([job], lambda result: None)[0]
                 say(f"overview: {overview.status}" + (f" ({overview.error})" if overview.error else ""))
@@ -401,9 +400,11 @@ def manifest(inputs: dict[str, Any], params: RunParams, result: BuildResult, wor
     }
 
 
-def status(dataset_path: str | Path, params: RunParams, work_root: str | Path = "work", engine: str = "auto") -> Plan:
+def status(dataset_path: str | Path, params: RunParams, work_root: str | Path = "work", engine: str = "auto",
+           site_notebook: Path = SITE_NOTEBOOK) -> Plan:
     """What a build would do now, and why; writes nothing under work/ or reports/."""
     work = Path(work_root).resolve() / params.run
-    return plan_sites(prepare(Path(dataset_path), params, work, write=False, engine=engine), params, work)
+    return plan_sites(prepare(Path(dataset_path), params, work, write=False, engine=engine), params, work,
+                      site_notebook)
 
 

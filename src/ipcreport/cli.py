@@ -1,4 +1,4 @@
-"""`ipcreport synth | validate | build | status | snapshot`.
+"""`ipcreport synth | validate | build | status | snapshot | notebooks`.
 
 Exit codes: 0 success; 1 a build ran but some site or the overview failed; 2 bad input
 (the dataset breaks the contract, or the parameters are wrong): nothing was written;
@@ -60,8 +60,10 @@ def _build(args: argparse.Namespace) -> int:
 
     try:
         params = _params(args)
+        site_notebook, overview_notebook = _notebooks(args.notebooks)
         result = build(args.dataset, params, jobs=args.jobs, reports_root=args.reports, work_root=args.work,
-                       force=args.force, executor=args.executor, scheduler=args.scheduler, engine=args.engine)
+                       force=args.force, executor=args.executor, scheduler=args.scheduler, engine=args.engine,
+                       site_notebook=site_notebook, overview_notebook=overview_notebook)
     except ParamsError as err:
         print(f"ipcreport build: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -80,13 +82,47 @@ def _build(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED_SITES
 
 
+def _notebooks(folder: str | None) -> tuple[Path, Path]:
+    """The site and overview notebooks: the package's own, or an analyst's edited copies."""
+    from .params import ParamsError
+    from .resources import OVERVIEW_NOTEBOOK, OVERVIEW_NOTEBOOK_NAME, SITE_NOTEBOOK, SITE_NOTEBOOK_NAME
+
+    if folder is None:
+        return SITE_NOTEBOOK, OVERVIEW_NOTEBOOK
+    paths = Path(folder) / SITE_NOTEBOOK_NAME, Path(folder) / OVERVIEW_NOTEBOOK_NAME
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise ParamsError(f"--notebooks {folder}: {', '.join(missing)} not found there "
+                          "('ipcreport notebooks FOLDER' writes the package's notebooks to start from)")
+    return paths[0].resolve(), paths[1].resolve()
+
+
+def _copy_notebooks(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .resources import OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
+
+    out = Path(args.out)
+    existing = [n.name for n in (SITE_NOTEBOOK, OVERVIEW_NOTEBOOK) if (out / n.name).exists()]
+    if existing and not args.overwrite:
+        print(f"ipcreport notebooks: {out} already holds {', '.join(existing)}; --overwrite replaces them",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out.mkdir(parents=True, exist_ok=True)
+    for notebook in (SITE_NOTEBOOK, OVERVIEW_NOTEBOOK):
+        shutil.copyfile(notebook, out / notebook.name)
+    print(f"Wrote the site and overview notebooks to {out}; edit them, then: ipcreport build DATASET --notebooks {out}")
+    return EXIT_OK
+
+
 def _status(args: argparse.Namespace) -> int:
     from .build import status
     from .params import ParamsError
     from .validation import DatasetInvalid
 
     try:
-        plan = status(args.dataset, _params(args), work_root=args.work, engine=args.engine)
+        plan = status(args.dataset, _params(args), work_root=args.work, engine=args.engine,
+                      site_notebook=_notebooks(args.notebooks)[0])
     except (ParamsError, DatasetInvalid) as err:
         print(f"ipcreport status: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -121,7 +157,7 @@ def _params(args: argparse.Namespace):
 
     from .params import load_params
 
-    params = load_params(args.params)
+    params = load_params(args.params, args.dataset)
     return replace(params, run=args.run) if args.run else params
 
 
@@ -134,8 +170,11 @@ def _run_name(text: str) -> str:
 def _run_arguments(command: argparse.ArgumentParser) -> None:
     """What `build` and `status` both need to know: the dataset, the run, where work is kept."""
     command.add_argument("dataset")
-    command.add_argument("--params", help="run parameters (YAML), e.g. params/demo.yaml")
+    command.add_argument("--params", help="run parameters (YAML), e.g. params/demo.yaml; without one, the "
+                         "defaults, and the run (output folder) is named after the dataset folder")
     command.add_argument("--run", type=_run_name, help="the run's name (its output folder); default: the parameters' run")
+    command.add_argument("--notebooks", help="a folder with your own edited site_briefing.ipynb and "
+                         "national_overview.ipynb (default: the package's; see 'ipcreport notebooks')")
     command.add_argument("--work", default="work", help="working files root (default: work)")
     command.add_argument("--engine", choices=("auto", "pandas", "duckdb"), default="auto",
                          help="how the dataset is checked and split by site (auto: DuckDB above 256 MB)")
@@ -180,6 +219,11 @@ def parser() -> argparse.ArgumentParser:
     sn.add_argument("out", help="folder to write (replaced if it exists)")
     sn.add_argument("--months-before", type=int, default=3, help="how many months earlier (default: 3, a quarter)")
     sn.set_defaults(func=_snapshot)
+
+    nb = sub.add_parser("notebooks", help="write the package's notebooks to a folder, to edit and build with")
+    nb.add_argument("out", help="folder to write site_briefing.ipynb and national_overview.ipynb into")
+    nb.add_argument("--overwrite", action="store_true", help="replace notebooks already there")
+    nb.set_defaults(func=_copy_notebooks)
 
     st = sub.add_parser("status", help="which sites a build would run again, and why; writes nothing")
     _run_arguments(st)

@@ -7,6 +7,7 @@ must not silently fall back to a default).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,17 @@ def _flatten(raw: dict, where: str) -> dict[str, Any]:
     return out
 
 
-def load_params(path: str | Path | None) -> RunParams:
+def run_name_for(dataset_path: str | Path) -> str:
+    """The run name of a build without a parameters file: the dataset folder's name, as a
+    folder name (so data/north-borough publishes into reports/north-borough, not over the demo)."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(dataset_path).resolve().name).strip("-")
+    return name or "run"
+
+
+def load_params(path: str | Path | None, dataset_path: str | Path | None = None) -> RunParams:
+    """The run parameters in ``path``; without a file, the defaults, named after the dataset."""
     if path is None:
-        return RunParams()
+        return RunParams(run=run_name_for(dataset_path)) if dataset_path is not None else RunParams()
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

@@ -26,15 +26,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
+from .resources import TEMPLATES
+
 log = logging.getLogger(__name__)
 
 FORMATS = ("html", "pdf", "docx")
-TEMPLATES = Path(__file__).with_name("templates")
 # Briefings hide code and warnings unless a notebook or a cell asks otherwise.
 BRIEFING_EXECUTE = {"echo": False, "warning": False}
 SKIP_TAGS = {"parameters", "injected-parameters"}
@@ -72,9 +74,20 @@ class Renderer(Protocol):
     def render(self, request: RenderRequest) -> dict[str, Path]: ...
 
 
+RENDERER_ENV = "IPCREPORT_RENDERER"  # "quarto", "builtin" or "auto" (the default)
+
+
 def default_renderer() -> Renderer:
-    """Quarto when it is on PATH, else the built-in pandoc + Typst renderer."""
-    return QuartoRenderer() if shutil.which("quarto") else PandocTypstRenderer()
+    """Quarto when it is on PATH, else the built-in pandoc + Typst renderer; the environment
+    variable IPCREPORT_RENDERER=quarto|builtin chooses one explicitly."""
+    choice = os.environ.get(RENDERER_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "quarto", "builtin"):
+        raise RenderError(f"{RENDERER_ENV}={choice!r}: choose quarto, builtin or auto")
+    if choice == "quarto" and not shutil.which("quarto"):
+        raise RenderError(f"{RENDERER_ENV}=quarto, but quarto is not on PATH")
+    if choice == "quarto" or (choice == "auto" and shutil.which("quarto")):
+        return QuartoRenderer()
+    return PandocTypstRenderer()
 
 
 # --------------------------------------------------------------------------------------
@@ -482,31 +495,55 @@ def _banner_html(watermark: str | None) -> str:
 # --------------------------------------------------------------------------------------
 # Quarto
 
+_TABLE_CAPTION = re.compile(r"(?m)^([|+].*\n[ \t]*\n:[ \t]+)(?P<caption>(?:(?!\{#).)+?)[ \t]*$")
 
-def quarto_typst_header(request: RenderRequest) -> str:
-    """Typst for Quarto's ``include-in-header``: the same page furniture and styles as
-    briefing.typst (Quarto's own template sets paper, margins and fonts after it)."""
+
+def label_table_captions(markdown: str, numbers: Iterator[int]) -> str:
+    """Give every unlabelled pipe-table caption a ``{#tbl-N}`` label. Quarto's Typst output
+    drops the captions of unlabelled tables (quarto-dev/quarto-cli#11733); labelled ones
+    become numbered, centred table figures, as the built-in renderer's are."""
+    return _TABLE_CAPTION.sub(lambda m: f"{m.group(1)}{m.group('caption')} {{#tbl-{next(numbers)}}}", markdown)
+
+
+def _label_cell_tables(cells: list) -> list:
+    """Copies of the cells with a label on each table caption in their Markdown outputs."""
+    numbers = iter(range(1, 10**6))
+    labelled = []
+    for cell in cells:
+        cell = copy.deepcopy(cell)
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = out.get("data", {})
+            if "text/markdown" in data:
+                data["text/markdown"] = label_table_captions(_text(data["text/markdown"]), numbers)
+            elif out.get("output_type") == "stream" and out.get("name") == "stdout":
+                out["text"] = label_table_captions(_text(out["text"]), numbers)
+        labelled.append(cell)
+    return labelled
+
+
+def quarto_typst_variables(request: RenderRequest) -> str:
+    """The request's running title and watermark as Typst definitions, imported by the
+    Typst template partials in templates/quarto/ (pandoc variables would arrive as markup)."""
     watermark = _typst_string(request.watermark) if request.watermark else "none"
-    return (
-        '#import "ipcreport.typ": ipc-page, ipc-styles\n'
-        f"#set page(..ipc-page(title: {_typst_string(request.title)}, watermark: {watermark}))\n"
-        "#show: ipc-styles\n"
-    )
+    return f"#let running-title = {_typst_string(request.title)}\n#let watermark = {watermark}\n"
+
+
+@lru_cache(maxsize=4)
+def _reference_docx_bytes(watermark: str | None) -> bytes:
+    """reference.docx for one watermark, made once per process (every site shares it)."""
+    with tempfile.TemporaryDirectory(prefix="ipcreport-ref-") as tmp:
+        return reference_docx(Path(tmp) / "reference.docx", watermark, _pandoc_path()).read_bytes()
 
 
 class QuartoRenderer:
-    """Renders with ``quarto render`` (Quarto >= 1.4 for the typst format).
+    """Renders with ``quarto render`` (Quarto >= 1.4 for the typst format): one call per
+    briefing for all its formats.
 
     Quarto does not execute an .ipynb unless asked, so it renders the outputs papermill
-    stored. We copy the notebook into a scratch folder with front matter that asks for
-    the same briefing as the built-in renderer, render one format per call and move each
-    output into place.
-
-    Not testable here (no Quarto on the build machine); written from the Quarto docs.
-    Uncertain: whether Quarto's typst template places ``include-in-header`` before its own
-    ``set page`` (we set ``papersize``/``margin`` in the front matter too, so either order
-    gives A4 and our header/footer), and whether ``margin`` takes Typst's ``x``/``top``
-    keys in every Quarto version.
+    stored. We copy the notebook into a scratch folder with front matter that asks for the
+    same briefing as the built-in renderer (templates/quarto/: Typst partials for the title
+    page, contents and page furniture; a Lua filter for Word's figures and alt text), render
+    and move each output into place. Either every requested format is written or none is.
     """
 
     name = "quarto"
@@ -517,26 +554,26 @@ class QuartoRenderer:
 
     def render(self, request: RenderRequest) -> dict[str, Path]:
         nb = read_notebook(request.notebook)
-        written: dict[str, Path] = {}
         with tempfile.TemporaryDirectory(prefix="ipcreport-quarto-") as tmp:
             work = Path(tmp)
             self._prepare(nb, request, work)
-            source = work / f"{request.stem}.ipynb"
+            started = time.perf_counter()
+            targets = ",".join(self._TO[fmt] for fmt in request.formats)
+            cmd = [self.quarto, "render", f"{request.stem}.ipynb", "--to", targets]
+            result = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
+            missing = [fmt for fmt in request.formats if not (work / f"{request.stem}.{fmt}").exists()]
+            if result.returncode or missing:
+                raise RenderError(
+                    f"quarto failed to write {', '.join(missing or request.formats)} for notebook "
+                    f"{request.notebook} (exit {result.returncode}):\n{result.stderr.strip()[-4000:]}"
+                )
+            written = {}
             for fmt in request.formats:
                 final = request.out_dir / f"{request.stem}.{fmt}"
-                started = time.perf_counter()
-                cmd = [self.quarto, "render", source.name, "--to", self._TO[fmt]]
-                result = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
-                produced = work / f"{request.stem}.{fmt}"
-                if result.returncode or not produced.exists():
-                    raise RenderError(
-                        f"quarto failed to write {fmt} for notebook {request.notebook} "
-                        f"(exit {result.returncode}):\n{result.stderr.strip()}"
-                    )
                 with _atomic(final) as target:
-                    shutil.copyfile(produced, target)
-                log.info("rendered %s in %.2f s", final, time.perf_counter() - started)
+                    shutil.copyfile(work / f"{request.stem}.{fmt}", target)
                 written[fmt] = final
+            log.info("quarto rendered %s (%s) in %.2f s", request.notebook, targets, time.perf_counter() - started)
         return written
 
     def _prepare(self, nb: "nbformat.NotebookNode", request: RenderRequest, work: Path) -> None:
@@ -551,27 +588,37 @@ class QuartoRenderer:
         if request.subtitle:
             meta["subtitle"] = request.subtitle
         meta["execute"] = {**BRIEFING_EXECUTE, **(front.get("execute") or {})}
+        meta.setdefault("lang", LANG)
+        meta.setdefault("toc-title", "Contents")
         (work / "watermark.html").write_text(_banner_html(request.watermark), encoding="utf-8")
+        (work / "favicon.html").write_text(EMPTY_FAVICON + "\n", encoding="utf-8")
         shutil.copy(TEMPLATES / "ipcreport.css", work / "ipcreport.css")
         shutil.copy(TEMPLATES / "ipcreport.typ", work / "ipcreport.typ")
-        (work / "typst-header.typ").write_text(quarto_typst_header(request), encoding="utf-8")
-        pandoc = _pandoc_path()  # any pandoc prints the same default reference.docx
-        reference_docx(work / "reference.docx", request.watermark, pandoc)
+        for partial in (TEMPLATES / "quarto").iterdir():
+            shutil.copy(partial, work / partial.name)
+        (work / "ipcreport-vars.typ").write_text(quarto_typst_variables(request), encoding="utf-8")
+        (work / "reference.docx").write_bytes(_reference_docx_bytes(request.watermark))
         meta["format"] = {
             "html": {
-                "embed-resources": True, "toc": True, "lang": LANG, "css": "ipcreport.css",
-                "include-before-body": "watermark.html",
+                # No Bootstrap theme: the built-in renderer's stylesheet, width and contents.
+                "minimal": True, "embed-resources": True, "toc": True, "toc-depth": 3,
+                "css": "ipcreport.css", "format-links": False,
+                "include-in-header": "favicon.html", "include-before-body": "watermark.html",
             },
             "typst": {
-                "papersize": "a4", "margin": {"x": "2.2cm", "top": "2.7cm", "bottom": "2.3cm"},
-                "lang": "en", "region": "GB", "mainfont": "Libertinus Serif",
-                "include-in-header": "typst-header.typ",
+                # Quarto shifts ## to Typst's top level, so depth 1 lists what the built-in
+                # renderer's depth 2 does: the sections, not their subsections.
+                "papersize": "a4", "toc": True, "toc-depth": 1, "shift-heading-level-by": -1,
+                "template-partials": ["typst-template.typ", "page.typ"],
             },
-            "docx": {"reference-doc": "reference.docx", "lang": LANG},
+            "docx": {
+                "reference-doc": "reference.docx",
+                "filters": [{"path": "ipcreport-quarto.lua", "at": "post-render"}],
+            },
         }
-        out = copy.deepcopy(nb)
-        head = "---\n" + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) + "---"
         import nbformat
 
-        out.cells = [nbformat.v4.new_raw_cell(head), *cells]
+        out = copy.deepcopy(nb)
+        head = "---\n" + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) + "---"
+        out.cells = [nbformat.v4.new_raw_cell(head), *_label_cell_tables(cells)]
         nbformat.write(out, work / f"{request.stem}.ipynb")

@@ -35,7 +35,7 @@ import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.rates import confint_poisson
 
-AREAS_CSV = Path(__file__).resolve().parents[3] / "data" / "reference" / "areas.csv"
+from ..resources import AREAS_CSV
 FEATURES = ("log_population", "imd_score", "share_age_66_plus")
 POLARITIES = ("higher_is_better", "lower_is_better", "neutral")
 LEVELS = (0.95, 0.998)

@@ -1,0 +1,127 @@
+"""What a reader gets from a rendered briefing, format by format, as plain data: headings,
+figures (caption, alt text), table captions, the notice on every page, page size, code.
+Used to compare the two renderers' output of one executed notebook."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+# "Table 3: " / "Figure 12: " numbering that one renderer adds and another may not.
+NUMBERING = re.compile(r"^(?:Table|Figure)\s+\d+\s*[:.]\s*")
+A4_POINTS = (595.3, 841.9)
+
+
+def plain(text: str) -> str:
+    """Text as a reader compares it: numbering dropped, typography and spaces evened out."""
+    text = NUMBERING.sub("", " ".join(text.split()))
+    return text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+
+
+@dataclass
+class ReaderView:
+    headings: list[str] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, alt text)
+    tables: list[str] = field(default_factory=list)  # captions
+    pages_with_notice: tuple[int, int] = (0, 0)  # (pages carrying the notice, pages)
+    page_size: tuple[float, float] | None = None  # points (PDF) or centimetres (Word)
+    code: list[str] = field(default_factory=list)  # code blocks shown
+    layout_tables: int = 0  # Word tables that are not captioned data tables
+
+
+class _Html(HTMLParser):
+    """Headings (not the title, not the contents), figures, table captions and code blocks.
+    Quarto writes a table's caption as the figcaption of a table float: counted as a table."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.view = ReaderView()
+        self.open: list[tuple[str, dict]] = []  # elements whose text is being collected
+        self.buffer: list[str] = []
+        self.figure_kind = ""  # class of the <figure> we are in
+        self.figure_alt = ""  # alt text of the image in that figure
+        self.nav_depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {k: v or "" for k, v in attrs}
+        self.nav_depth += tag == "nav"
+        if tag == "figure":
+            self.figure_kind, self.figure_alt = attrs.get("class", ""), ""
+        elif tag == "img":
+            self.figure_alt = attrs.get("alt", "")
+        if tag in ("h1", "h2", "h3", "h4", "figcaption", "caption", "pre") and not self.nav_depth:
+            self.buffer = []
+            self.open.append((tag, attrs))
+
+    def handle_endtag(self, tag):
+        self.nav_depth -= tag == "nav"
+        if not self.open or self.open[-1][0] != tag:
+            return
+        _, attrs = self.open.pop()
+        text = plain("".join(self.buffer))
+        if tag == "caption" or (tag == "figcaption" and "quarto-float-tbl" in self.figure_kind):
+            self.view.tables.append(text)
+        elif tag == "figcaption":
+            self.view.figures.append((text, self.figure_alt))
+        elif tag == "pre":
+            self.view.code.append(text)
+        elif "title" not in attrs.get("class", ""):
+            self.view.headings.append(text)
+
+    def handle_data(self, data):
+        if self.open:
+            self.buffer.append(data)
+
+
+def html_view(path: Path, notice: str) -> ReaderView:
+    raw = path.read_text(encoding="utf-8")
+    parser = _Html()
+    parser.feed(raw)
+    view = parser.view
+    view.pages_with_notice = (int(f">{notice}<" in raw), 1)
+    return view
+
+
+def pdf_view(path: Path, notice: str) -> ReaderView:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(path)
+    view = ReaderView()
+    texts = [pdf[i].get_textpage().get_text_range() for i in range(len(pdf))]
+    view.pages_with_notice = (sum(notice in t for t in texts), len(pdf))
+    width, height = pdf[0].get_size()
+    view.page_size = (round(width, 1), round(height, 1))
+    view.headings = [plain(item.get_title()) for item in pdf.get_toc()]
+    body = "\n".join(texts)
+    view.tables = [plain(m) for m in re.findall(r"(?m)^Table \d+:.*$", body)]
+    view.figures = [(plain(m), "") for m in re.findall(r"(?m)^Figure \d+:.*$", body)]
+    view.code = re.findall(r"(?m)^\s*(?:import |from \w+ import |def |print\()", body)
+    return view
+
+
+def docx_view(path: Path, notice: str) -> ReaderView:
+    import docx
+
+    document = docx.Document(str(path))
+    view = ReaderView()
+    for para in document.paragraphs:
+        style = para.style.name
+        if style.startswith("Heading"):
+            view.headings.append(plain(para.text))
+        elif style == "Table Caption":
+            view.tables.append(plain(para.text))
+        elif style == "Image Caption":
+            view.figures.append((plain(para.text), ""))
+        elif style == "Source Code":
+            view.code.append(para.text)
+    alts = re.findall(r'<wp:docPr [^>]*descr="([^"]*)"', document.element.xml)
+    view.figures = [(caption, alt) for (caption, _), alt in zip(view.figures, alts)] + \
+        [("", alt) for alt in alts[len(view.figures):]]
+    headers = [" ".join(p.text for p in s.header.paragraphs) for s in document.sections]
+    view.pages_with_notice = (sum(notice in h for h in headers), len(headers))
+    section = document.sections[0]
+    view.page_size = (round(section.page_width.cm, 1), round(section.page_height.cm, 1))
+    view.layout_tables = len(document.tables) - len(view.tables)
+    return view
