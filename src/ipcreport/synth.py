@@ -615,8 +615,8 @@ def _write_services(table, rng, person_id, cohort, ipc, index, exit_day, monthly
     return table.rows
 
 
-def _incremental_cost_truth(cfg, extract, ipc, cohort, index, exit_day, holders, spend_year, monthly, rate_factor,
-                            los_scale) -> dict:
+def _incremental_cost_truth(cfg, extract, ipc, cohort, index, exit_day, holders, spend_year, education_share, monthly,
+                            rate_factor, los_scale) -> dict:
     """The true incremental cost of a budget over the follow-up year (the analysis population:
     people whose year was due by the extract date), per budget holder: their own budget spend
     in the year (realised) plus, in expectation, the outside services the budget replaced and
@@ -627,8 +627,9 @@ def _incremental_cost_truth(cfg, extract, ipc, cohort, index, exit_day, holders,
     end = np.minimum(index + FOLLOW_UP_DAYS - 1, exit_day)
     days = end - index + 1
     _, months = _months_from(index, end)
-    spend = np.zeros(len(index))
-    spend[holders] = spend_year / 100.0
+    spend, education = np.zeros(len(index)), np.zeros(len(index))
+    spend[holders] = spend_year / 100.0 * (1 - education_share)  # NHS and social care: education counted apart
+    education[holders] = spend_year / 100.0 * education_share
     services = -(1 - cfg.ipc_services_kept) * monthly * months
     los = EMERGENCY_LOS_MEAN[cohort]
     unit_cost = EVENT_COST_FIXED[EMERGENCY] + EVENT_COST_PER_BED_DAY[EMERGENCY] * los
@@ -642,12 +643,14 @@ def _incremental_cost_truth(cfg, extract, ipc, cohort, index, exit_day, holders,
         "people": int(people.sum()),
         "incremental_cost": _num(np.mean((spend + services + hospital)[people]), 2),
         "budget_spend": _num(np.mean(spend[people]), 2),
+        "education_budget_spend": _num(np.mean(education[people]), 2),
         "services_replaced": _num(np.mean(services[people]), 2),
         "hospital_avoided": _num(np.mean(hospital[people]), 2),
         "services_kept_share": cfg.ipc_services_kept,
         "notes": "GBP per budget holder over the follow-up year (index to index + 364 days, cut at exit), NHS and "
-                 "social care perspective: budget spend (net of refunds) + outside services + emergency hospital "
-                 "care, budget holders minus what they would have cost without a budget.",
+                 "social care perspective: budget spend (net of refunds, less education's share of the budget, "
+                 "given apart) + outside services + emergency hospital care, budget holders minus what they would "
+                 "have cost without a budget.",
     }
 
 
@@ -838,6 +841,9 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
         }
     )
     budgets_table.close()
+    # education's share of each holder's budget money (value for money counts it apart)
+    holder_education = np.bincount(p_holder, weights=funded[:, 2], minlength=len(holders)) / np.maximum(
+        np.bincount(p_holder, weights=p_agreed, minlength=len(holders)), 1)
     del alpha, gam, share, p_share, funded
 
     # ---- spend (ipc only) --------------------------------------------------------------------
@@ -1049,7 +1055,7 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
         services_rows = _write_services(sink.table("services"), _rng(cfg.seed, _S_SERVICES), person_id, cohort, ipc, index,
                         exit_day, monthly_service, cfg.ipc_services_kept)
     cost_truth = _incremental_cost_truth(cfg, extract, ipc, cohort, index, exit_day, holders, spend_in_follow_up_year,
-                                         monthly_service, frailty * need_factor * trend, los_scale)
+                                         holder_education, monthly_service, frailty * need_factor * trend, los_scale)
 
     # ---- truth -------------------------------------------------------------------------------
     def rate(count, years):
