@@ -417,8 +417,8 @@ class CostEffectiveness:
             return [f"Costs and value for money: not estimated ({self.reason})."]
         out = [f"Value for money is from the perspective of {PERSPECTIVE}, over the year after each budget started, "
                f"on actual spend, for the same {self.n_ipc + self.n_comparison:,} people in costs and quality of "
-               f"life ({self.deaths:,} deaths counted as zero quality of life from the day of death; "
-               f"{self.imputed.get('eq5d', 0):,} missing follow-up questionnaires filled from the group's "
+               f"life ({self.deaths:,} people who died count zero quality of life from the day of death; "
+               f"{self.imputed.get('eq5d', 0):,} questionnaires with a missing score were filled from the group's "
                "baseline-to-follow-up line)."]
         if self.budget_cost is not None:
             out.append(f"Budget spend averaged {_gbp(self.budget_cost)} per budget holder over the year"

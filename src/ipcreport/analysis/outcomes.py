@@ -1086,9 +1086,13 @@ def _exit_messages(results: OutcomeResults) -> list[str]:
         return []
     t = t.set_index("group")
     ratio = results.exit_ratios.get("exits")
-    text = (f"Leaving: {t.loc['ipc', 'exit_rate']:.1f} budget holders per 100 person-years left the programme, moved "
-            f"or died, against {t.loc['comparison', 'exit_rate']:.1f} in the comparison group (deaths "
-            f"{t.loc['ipc', 'death_rate']:.1f} against {t.loc['comparison', 'death_rate']:.1f})")
+
+    def rate(group: str, count: str, col: str) -> str:  # a rate from fewer than 10 events could reveal them
+        return f"{t.loc[group, col]:.1f}" if t.loc[group, count] >= MIN_EVENTS_PER_CELL else "too few to show"
+
+    text = (f"Leaving: {rate('ipc', 'exits', 'exit_rate')} per 100 person-years of budget holders left the programme, "
+            f"moved or died, against {rate('comparison', 'exits', 'exit_rate')} in the comparison group (deaths "
+            f"{rate('ipc', 'died', 'death_rate')} against {rate('comparison', 'died', 'death_rate')})")
     if ratio is not None and ratio.available:
         text += f"; exit rate ratio {_ci(ratio, '{:.2f}')}."
     else:
