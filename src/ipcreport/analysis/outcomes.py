@@ -258,15 +258,12 @@ def did_rate_ratio(panel: pd.DataFrame, weights: "pd.Series | PropensityModel | 
 
 def _person_pairs(panel: pd.DataFrame) -> pd.DataFrame:
     """One row per person with both windows: y0, y1 (the measure), t0, t1 (years), ipc."""
-    wide = panel.pivot_table(index="person_id", columns="after", values=["events", "years"], aggfunc="first")
-    wide = wide.dropna()
-    if wide.empty:
-        return pd.DataFrame(columns=["person_id", "y0", "y1", "t0", "t1", "ipc"])
-    out = pd.DataFrame({"y0": wide[("events", 0)], "y1": wide[("events", 1)],
-                        "t0": wide[("years", 0)], "t1": wide[("years", 1)]}).reset_index()
-    ipc = panel.drop_duplicates("person_id").set_index("person_id")["ipc"]
-    out["ipc"] = out["person_id"].map(ipc).astype(float)
-    return out
+    cols = ["person_id", "events", "years"]
+    before = panel.loc[panel["after"] == 0, cols + ["ipc"]].rename(columns={"events": "y0", "years": "t0"})
+    after = panel.loc[panel["after"] == 1, cols].rename(columns={"events": "y1", "years": "t1"})
+    out = before.merge(after, on="person_id")  # people with both windows
+    out["ipc"] = out["ipc"].astype(float)
+    return out[["person_id", "y0", "y1", "t0", "t1", "ipc"]].reset_index(drop=True)
 
 
 def _too_few(panel: pd.DataFrame, min_people: int, min_events: int) -> Estimate | None:
@@ -480,9 +477,11 @@ def survey_wide(surveys: pd.DataFrame, measure: str) -> pd.DataFrame:
     if s.empty:
         return pd.DataFrame({"baseline": pd.Series(dtype=float), "follow_up": pd.Series(dtype=float)},
                             index=pd.Index([], name="person_id", dtype=object))
-    wide = s.pivot_table(index="person_id", columns="timepoint", values=measure, aggfunc="first")
+    s = s.drop_duplicates(["person_id", "timepoint"])  # the contract allows one of each; keep the first
+    wide = s.set_index(["person_id", "timepoint"])[measure].astype(float).unstack("timepoint")
+    wide.columns = wide.columns.astype(str)
     wide.columns.name = None
-    return wide.reindex(columns=["baseline", "follow_up"]).astype(float)
+    return wide.reindex(columns=["baseline", "follow_up"])
 
 
 def quality_of_life_panel(people: pd.DataFrame, surveys: pd.DataFrame, measure: str) -> pd.DataFrame:
@@ -1027,29 +1026,53 @@ def _disagree(a: Estimate | None, b: Estimate | None, se: float) -> bool:
                 and abs(np.log(a.value) - np.log(b.value)) > se)
 
 
+def worse_year_before(balance: pd.DataFrame) -> bool:
+    """Did budget holders' emergency admissions in the year before differ from the comparison
+    group's by more than chance gives at these sizes (one two-sided 5% comparison)? Then part of
+    any fall after is regression to the mean, which only the weighted estimate allows for."""
+    row = balance[balance["covariate"] == "baseline_admissions_rate"]
+    if row.empty or pd.isna(row["smd"].iloc[0]):
+        return False
+    r = row.iloc[0]
+    return bool(abs(r["smd"]) > chance_smd(int(r["n_ipc"]), int(r["n_comparison"])))
+
+
+def preferred(main: Estimate | None, weighted: Estimate | None, balance: pd.DataFrame) -> str:
+    """Which admissions estimate the briefing tells the reader to believe: "weighted" where the
+    groups' year-before admissions differ beyond chance (:func:`worse_year_before`) or the
+    weighted estimate differs from the headline by more than the headline's standard error (the
+    groups differ at the start in ways that move the answer), else "conditional" (the headline,
+    which who leaves cannot move)."""
+    if main is None or not main.available or weighted is None or not weighted.available:
+        return "conditional"
+    return "weighted" if worse_year_before(balance) or _disagree(main, weighted, main.se) else "conditional"
+
+
 def which_to_believe(results: OutcomeResults, key: str = "admissions") -> str:
     """The sentence on the headline and its sensitivity rows: which to believe when they
     disagree, and why (from the validity study, docs/validity.md)."""
     main, crude, weighted = results.estimates.get(key), results.crude.get(key), results.adjusted.get(key)
     if main is None or not main.available:
         return ""
+    if worse_year_before(results.balance) and preferred(main, weighted, results.balance) == "weighted":
+        return ("The groups' emergency admissions in the year before they started differed by more than chance "
+                "gives, so part of any change after would have happened anyway (regression to the mean): believe "
+                "the weighted estimate, which compares budget holders with people whose year before was alike.")
+    if preferred(main, weighted, results.balance) == "weighted":
+        return ("The weighted estimate differs from the headline by more than its uncertainty: the groups differed "
+                "at the start in ways that move the answer, so believe the weighted estimate, which compares each "
+                "person with themselves and budget holders with people like them at the start.")
     if not (_disagree(main, crude, main.se) or _disagree(main, weighted, main.se)):
         return ("The three estimates agree within the uncertainty, so neither who left early nor the groups' "
                 "differences at the start changes the answer.")
-    worse_year = "baseline_admissions_rate" in results.imbalanced
     exits = results.exit_ratios.get("exits")
     uneven_exits = exits is not None and exits.available and (exits.low > 1 or exits.high < 1)
-    if worse_year:
-        return ("They disagree. Budget holders had more emergency admissions in the year before they started than "
-                "the comparison group, so some of their fall would have happened anyway (regression to the mean): "
-                "believe the weighted estimate, which compares them with people who had a year as bad.")
     if uneven_exits:
         return ("They disagree. The groups left at different rates, which changes who is left in a model without "
                 "person effects: believe the headline (conditional) estimate, which compares each person with "
                 "themselves and is not moved by who leaves.")
-    return ("They disagree. The headline (conditional) estimate compares each person with themselves, so who leaves "
-            "cannot move it; the weighted one also corrects measured differences at the start. Where the groups "
-            "differed at the start, prefer the weighted one; otherwise the headline.")
+    return ("The estimate without person effects differs: it is moved by who leaves early, the headline "
+            "(conditional) estimate is not, so believe the headline.")
 
 
 def _admissions_messages(results: OutcomeResults) -> list[str]:

@@ -59,6 +59,8 @@ def compute(data: SiteData, metrics: Metrics) -> Outcomes:
     adm = results.estimates["admissions"]
     metrics.record("admissions_irr_log_se", adm.se)  # for pooling sites (national overview)
     metrics.record("admissions_mde_irr", results.minimum_detectable("admissions"))
+    metrics.record("admissions_estimate_to_believe",  # the one the briefing's sentence points to
+                   O.preferred(adm, results.adjusted.get("admissions"), results.balance))
     if results.pre_trend is not None:
         _record(metrics, "admissions_pre_trend_irr", results.pre_trend)
     _record_exits(metrics, results)
