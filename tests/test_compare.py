@@ -17,7 +17,7 @@ from ipcreport.synth import SynthConfig, synthesise
 @pytest.fixture(scope="module")
 def eight_sites(tmp_path_factory):
     out = tmp_path_factory.mktemp("eight") / "data"
-    synthesise(out, SynthConfig(sites=8, people=6000, seed=11))
+    synthesise(out, SynthConfig(sites=8, people=12000, seed=11))  # enough holders a month for a steady rate
     return load_dataset(out)
 
 

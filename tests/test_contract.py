@@ -259,3 +259,27 @@ def test_validate_command_exit_code_and_nothing_written(dataset_copy):
                      "events.csv, row 14, column event_date"):
         assert expected in bad.stderr
     assert sorted(p.name for p in dataset_copy.iterdir()) == before
+
+
+def test_exit_reason_vocabulary_and_only_with_an_exit_date(dataset_copy):
+    people = pd.read_csv(dataset_copy / "people.csv", dtype=str, keep_default_na=False)
+    stayed = people.index[people["exit_date"] == ""][:2]
+    edit_csv(dataset_copy, "people", set_cell(stayed[0], "exit_reason", "died"))
+    breach = only_breach(dataset_copy, "people.csv", "exit_reason", "only where exit_date is set")
+    assert breach.rows == (stayed[0] + 1,)
+    edit_csv(dataset_copy, "people", set_cell(stayed[1], "exit_reason", "abducted"))
+    breach = only_breach(dataset_copy, "people.csv", "exit_reason", "must be one of")
+    assert breach.rows == (stayed[1] + 1,) and "abducted" in " ".join(breach.values)
+
+
+def test_services_table_is_optional_and_checked_when_given(dataset_copy):
+    edit_csv(dataset_copy, "services", set_cell(2, "service", "spa"))
+    edit_csv(dataset_copy, "services", set_cell(3, "month", "2025-01-15"))
+    edit_csv(dataset_copy, "services", set_cell(4, "person_id", "P-nobody"))
+    assert only_breach(dataset_copy, "services.csv", "service", "must be one of").rows == (3,)
+    assert only_breach(dataset_copy, "services.csv", "month", "first day of a month").rows == (4,)
+    assert only_breach(dataset_copy, "services.csv", "person_id", "listed in people").rows == (5,)
+    (dataset_copy / "services.csv").unlink()
+    edit_csv(dataset_copy, "people", lambda f: f.drop(columns=["exit_reason"]))
+    assert errors(dataset_copy) == []  # a dataset made before these additions is still valid
+    assert load_dataset(dataset_copy).tables["services"].empty

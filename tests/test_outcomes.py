@@ -353,7 +353,7 @@ def test_follow_up_costs_by_hand():
         "bed_days": [1, 0, 1, 1, 1, 0],
         "cost": [500.0, 100.0, 400.0, 700.0, 300.0, np.nan],
     })
-    c = E.follow_up_costs(people, budgets, events, EXTRACT).set_index("person_id")
+    c = E.follow_up_costs(people, budgets, events, EXTRACT, basis="agreed").set_index("person_id")
     # period 1 covers index..index+181 (182 of its 365 days), period 2 index+182..index+364 (183 of 365)
     assert c.loc["P000", "budget_cost"] == pytest.approx(3650 * 182 / 365 + 7300 * 183 / 365)
     assert c.loc["P000", "hospital_cost"] == pytest.approx(600.0)
@@ -363,17 +363,18 @@ def test_follow_up_costs_by_hand():
     assert c.loc["P001", "hospital_cost"] == pytest.approx(700.0 + 100.0)
     assert c.loc["P001", "days"] == 100 and c.loc["P001", "budget_cost"] == 0
     assert c.loc["P001", "total_cost"] == pytest.approx(800.0)
-    u = E.follow_up_costs(people, budgets, events, EXTRACT, usual_care=True).set_index("person_id")
+    u = E.follow_up_costs(people, budgets, events, EXTRACT, basis="agreed", usual_care=True).set_index("person_id")
     assert u.loc["P001", "usual_care_cost"] == pytest.approx(1000 * 100 / 365)
     assert u.loc["P000", "usual_care_cost"] == 0
     # follow-up year not yet complete: left out
-    assert E.follow_up_costs(people, budgets, events, INDEX + 300 * DAY).empty
+    assert E.follow_up_costs(people, budgets, events, INDEX + 300 * DAY, basis="agreed").empty
 
 
 def test_cost_effectiveness_bootstrap_is_seeded_and_consistent():
     tables, _ = generate_tables(SynthConfig(sites=2, people=1200, seed=8, ascot_gain=0.05, eq5d_gain=0.03))
     t = tables
-    panel = E.economic_panel(t["people"], t["budgets"], t["events"], t["surveys"], pd.Timestamp("2026-09-30"))
+    panel = E.economic_panel(t["people"], t["budgets"], t["events"], t["surveys"], pd.Timestamp("2026-09-30"),
+                             spend=t["spend"], services=t["services"])
     a = E.cost_effectiveness(panel, n_boot=300, seed=1)
     b = E.cost_effectiveness(panel, n_boot=300, seed=1)
     pd.testing.assert_frame_equal(a.draws, b.draws)
@@ -386,11 +387,11 @@ def test_cost_effectiveness_bootstrap_is_seeded_and_consistent():
     ceac = a.ceac.set_index("wtp")["probability"]
     assert ceac.loc[0] == pytest.approx((a.draws["d_cost"] < 0).mean())
     assert ceac.loc[20_000] == pytest.approx(a.p_cost_effective[20_000])
-    # the QALY difference is half the adjusted EQ-5D follow-up difference (AUC over the year)
-    assert a.d_qaly.value == pytest.approx(
-        E.att_difference(panel["eq5d_follow_up"].where(panel["eq5d_baseline"].notna()),
-                         np.column_stack([np.ones(len(panel)), panel["eq5d_baseline"].fillna(panel["eq5d_baseline"].mean())]),
-                         panel["ipc"].to_numpy() == 1)[0] / 2, rel=1e-6)
+    # one population: everyone whose year was due has a cost and a QALY (observed, imputed or a death)
+    assert panel["qaly"].notna().all() and a.n_qaly == len(panel) == a.n_ipc + a.n_comparison
+    alive = ~panel["died"] & panel["eq5d_baseline"].notna() & panel["eq5d_follow_up"].notna()
+    np.testing.assert_allclose(panel.loc[alive, "qaly"], (panel.loc[alive, "eq5d_baseline"]
+                                                          + panel.loc[alive, "eq5d_follow_up"]) / 2)
     msgs = a.messages()
     assert all(isinstance(m, str) and m for m in msgs)
     assert any("QALY" in m for m in msgs)
@@ -451,7 +452,7 @@ def test_analyse_outcomes_on_imbalanced_data(large):
     assert r.missingness.p_value is not None
     msgs = O.key_messages(r)
     assert any("cannot rule" in m for m in msgs)
-    assert any("differed at baseline" in m for m in msgs)
+    assert any("differed at the start by more than chance" in m for m in msgs)
     assert all(isinstance(m, str) for m in msgs)
 
 
@@ -482,3 +483,209 @@ def test_charts_return_figures(large):
     for fig in figs:
         assert isinstance(fig, plt.Figure)
         plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# the conditional (person fixed-effect) model, exits, power, pre-trend, balance against chance
+
+
+def two_window_panel(y0, y1, t1, ipc) -> pd.DataFrame:
+    n = len(y0)
+    return pd.DataFrame({"person_id": np.r_[np.arange(n), np.arange(n)].astype(str),
+                         "after": np.r_[np.zeros(n), np.ones(n)].astype(int),
+                         "events": np.r_[y0, y1].astype(float), "episodes": np.r_[y0, y1].astype(float),
+                         "years": np.r_[np.ones(n), t1], "ipc": np.r_[ipc, ipc].astype(int)})
+
+
+def test_conditional_model_with_equal_exposure_is_the_ratio_of_summed_counts():
+    # Given each person's total, the after-share is binomial; with one group term the MLE is
+    # each group's pooled after-share, so the IRR is (Y1/Y0 among ipc) / (Y1/Y0 among comparison).
+    rng = np.random.default_rng(4)
+    ipc = np.r_[np.ones(60), np.zeros(60)].astype(bool)
+    y0, y1 = rng.poisson(1.5, 120), rng.poisson(1.2, 120)
+    est = O.conditional_rate_ratio(two_window_panel(y0, y1, np.ones(120), ipc))
+    by_hand = (y1[ipc].sum() / y0[ipc].sum()) / (y1[~ipc].sum() / y0[~ipc].sum())
+    assert est.value == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_conditional_model_matches_statsmodels_conditional_poisson_and_its_robust_errors():
+    from statsmodels.discrete.conditional_models import ConditionalPoisson
+
+    rng = np.random.default_rng(1)
+    n = 1500
+    ipc = rng.random(n) < 0.5
+    frailty = rng.gamma(2, 0.5, n)
+    y0, y1 = rng.poisson(frailty), rng.poisson(frailty * np.where(ipc, 0.85, 1.05))
+    t1 = rng.uniform(0.3, 1.0, n)
+    # statsmodels drops people whose two counts are equal (no within-person variation carries
+    # no information for a logit; for a Poisson it does), so compare where every pair differs
+    keep = y0 != y1
+    panel = two_window_panel(y0[keep], y1[keep], t1[keep], ipc[keep])
+    est = O.conditional_rate_ratio(panel)
+    X = np.column_stack([panel["after"], panel["ipc"] * panel["after"]]).astype(float)
+    ref = ConditionalPoisson(panel["events"].to_numpy(), X, groups=panel["person_id"].to_numpy(),
+                             offset=np.log(panel["years"].to_numpy())).fit(method="newton", disp=0)
+    assert np.log(est.value) == pytest.approx(ref.params[1], abs=1e-6)
+    # the interval is the robust (HC0 x n/(n-1)) sandwich of the binomial form
+    total = y0[keep] + y1[keep]
+    fit = sm.GLM(np.column_stack([y1[keep], y0[keep]]), np.column_stack([np.ones(keep.sum()), ipc[keep]]),
+                 family=sm.families.Binomial(), offset=np.log(t1[keep])).fit(cov_type="HC0")
+    assert est.se == pytest.approx(fit.bse[1] * np.sqrt(len(total) / (len(total) - 1)), rel=1e-6)
+
+
+def test_minimum_detectable_ratio_and_interval_in_words_by_hand():
+    # exp(-(1.959964 + 0.841621) x 0.1) = exp(-0.2801585) = 0.755664
+    assert O.minimum_detectable_ratio(0.1) == pytest.approx(0.755664, abs=1e-6)
+    assert O.interval_words(O.Estimate(0.85, 0.72, 1.02)) == "consistent with anything from a 28% fall to a 2% rise"
+    assert O.interval_words(O.Estimate(0.85, 0.70, 0.95)) == "consistent with anything from a 30% fall to a 5% fall"
+
+
+def test_chance_band_for_standardised_differences_by_hand():
+    # 1.959964 x sqrt(1/100 + 1/100) = 0.277181; over 10 covariates z = 2.807034
+    assert O.chance_smd(100, 100) == pytest.approx(0.277181, abs=1e-6)
+    assert O.chance_smd(100, 100, comparisons=10) == pytest.approx(2.807034 * np.sqrt(0.02), abs=1e-6)
+    balance = pd.DataFrame({"covariate": ["a", "b", "c"], "smd": [0.15, 0.25, 0.05], "n_ipc": [1000, 100, 1000],
+                            "n_comparison": [1000, 100, 1000]})
+    # chance band for 3 covariates: z = 2.393980; n = 1000 each: 0.107062; n = 100: 0.338562
+    assert O.imbalanced_covariates(balance) == ["a"]
+
+
+def test_exits_by_group_by_hand():
+    people = make_people(40, 40)
+    people["exit_reason"] = pd.Series([pd.NA] * 80, dtype="string")
+    leave = {0: "died", 1: "died", 2: "moved", 3: "left_programme", 4: "died", 5: "died",
+             40: "died", 41: "moved", 42: "moved", 43: "moved", 44: "moved", 45: "left_programme", 46: "died"}
+    for i, reason in leave.items():
+        people.loc[i, ["exit_date", "exit_reason"]] = [INDEX + 99 * DAY, reason]  # 100 days observed each
+    table, ratios = O.exits_by_group(people, EXTRACT)
+    t = table.set_index("group")
+    full = ((EXTRACT - INDEX).days + 1) / 365.25
+    years_ipc = 6 * 100 / 365.25 + 34 * full
+    years_comp = 7 * 100 / 365.25 + 33 * full
+    assert t.loc["ipc", ["exits", "died", "moved", "left_programme"]].tolist() == [6, 4, 1, 1]
+    assert t.loc["comparison", ["exits", "died", "moved", "left_programme"]].tolist() == [7, 2, 4, 1]
+    assert t.loc["ipc", "person_years"] == pytest.approx(years_ipc)
+    assert ratios["exits"].value == pytest.approx((6 / years_ipc) / (7 / years_comp))
+    assert ratios["exits"].se == pytest.approx(np.sqrt(1 / 6 + 1 / 7))
+    assert not ratios["deaths"].available and "too few deaths" in ratios["deaths"].reason  # 2 comparison deaths
+
+
+def test_change_score_difference_by_hand():
+    panel = pd.DataFrame({"person_id": [f"P{i}" for i in range(6)], "ipc": [1, 1, 1, 0, 0, 0],
+                          "baseline": [0.5, 0.6, 0.7, 0.4, 0.5, 0.6], "follow_up": [0.6, 0.7, 0.9, 0.4, 0.6, 0.6]})
+    est = O.change_score_difference(panel, min_people=3)
+    # changes: ipc 0.1, 0.1, 0.2 (mean 0.1333); comparison 0, 0.1, 0 (mean 0.0333)
+    assert est.value == pytest.approx(0.1)
+
+
+@pytest.fixture(scope="module")
+def exits_scenarios():
+    out = {}
+    for ratio in (0.5, 2.0):
+        cfg = SynthConfig(sites=1, people=24000, seed=31, admissions_rr=0.85, bed_days_rr=0.85, exit_share=0.3,
+                          exit_frailty=1.0, ipc_exit_ratio=ratio)
+        t, truth = generate_tables(cfg)
+        panel = O.before_after_panel(t["people"], t["events"], "emergency_admission", pd.Timestamp(cfg.extract_date))
+        out[ratio] = (O.conditional_rate_ratio(panel), O.did_rate_ratio(panel), truth)
+    return out
+
+
+def test_informative_exits_the_conditional_model_recovers_the_truth(exits_scenarios):
+    # frail people leave, budget holders half or twice as often: the conditional model compares
+    # each person with themselves and covers the true 0.85 both ways
+    for ratio, (conditional, pooled, truth) in exits_scenarios.items():
+        assert conditional.low < 0.85 < conditional.high, (ratio, conditional)
+        assert abs(np.log(conditional.value / 0.85)) < 0.04, (ratio, conditional)
+    # the pooled model without person effects is pulled up when budget holders leave less, down when more
+    assert exits_scenarios[0.5][1].value > exits_scenarios[2.0][1].value
+
+
+def test_pre_trend_where_the_data_cover_two_years_before_index():
+    people = make_people(30, 30)
+    rng = np.random.default_rng(2)
+    rows = []
+    for pid in people["person_id"]:
+        for year_before in (1, 2):
+            for j in range(rng.poisson(2)):
+                rows.append({"person_id": pid, "event_date": INDEX - (year_before - 1) * 365 * DAY - (5 + j) * DAY,
+                             "event_type": "emergency_admission", "bed_days": 1, "cost": 500.0})
+    events = pd.DataFrame(rows)
+    est = O.pre_trend(people, events, EXTRACT)
+    assert est.available and est.low < 1 < est.high
+    just_one_year = events[events["event_date"] >= INDEX - 365 * DAY]
+    assert "do not cover more than 12 months" in O.pre_trend(people, just_one_year, EXTRACT).reason
+
+
+def test_outcomes_survive_missing_questionnaires_and_events():
+    cfg = SynthConfig(sites=1, people=600, seed=9)
+    t, _ = generate_tables(cfg)
+    extract = pd.Timestamp(cfg.extract_date)
+    people, events, surveys = t["people"], t["events"], t["surveys"]
+    cases = {
+        "no questionnaires": (events, surveys.iloc[0:0]),
+        "baselines only": (events, surveys[surveys["timepoint"] == "baseline"]),
+        "no events after index": (events[events["event_date"] < events["person_id"].map(
+            people.set_index("person_id")["index_date"])], surveys),
+        "no events at all": (events.iloc[0:0], surveys.iloc[0:0]),
+    }
+    for name, (ev, sv) in cases.items():
+        r = O.analyse_outcomes(people, ev, sv, extract)
+        msgs = " ".join(O.key_messages(r))
+        if "questionnaires" in name or "baselines" in name or "at all" in name:
+            assert not r.estimates["ascot"].available and "too few paired questionnaires" in msgs, name
+        if "events" in name:
+            assert not r.estimates["admissions"].available and "too few events" in msgs, name
+        econ = E.analyse_economics(people, t["budgets"], ev, sv, extract, spend=t["spend"], services=t["services"],
+                                   n_boot=50)
+        assert " ".join(econ.messages())  # words, not a KeyError
+
+
+def test_qalys_count_deaths_as_zero_and_impute_missing_follow_ups_by_hand():
+    people = make_people(25, 25, exit_date=[INDEX + 99 * DAY] + [pd.NaT] * 49)
+    people["exit_reason"] = pd.Series(["died"] + [pd.NA] * 49, dtype="string")
+    ids = people["person_id"]
+    base = np.r_[np.linspace(0.4, 0.8, 25), np.linspace(0.3, 0.7, 25)]
+    follow = base + np.r_[np.full(25, 0.05), np.zeros(25)]
+    rows = [{"person_id": p, "timepoint": "baseline", "eq5d": b, "ascot": b} for p, b in zip(ids, base)]
+    rows += [{"person_id": p, "timepoint": "follow_up", "eq5d": f, "ascot": f}
+             for i, (p, f) in enumerate(zip(ids, follow)) if i not in (0, 1)]  # 0 died, 1 did not answer
+    surveys = pd.DataFrame(rows)
+    empty_events = make_events({}, people)
+    budgets = pd.DataFrame(columns=["person_id", "period_start", "period_end", "agreed_budget", "funded_education"])
+    panel = E.economic_panel(people, budgets, empty_events, surveys, EXTRACT, basis="agreed").set_index("person_id")
+    # the death: baseline utility for the 100 days alive, then zero
+    assert panel.loc["P000", "qaly"] == pytest.approx(base[0] * 100 / 365)
+    # the non-responder: follow-up from the budget holders' line (follow = base + 0.05 exactly)
+    assert panel.loc["P001", "qaly"] == pytest.approx((base[1] + base[1] + 0.05) / 2)
+    assert panel.attrs["imputed"] == {"eq5d": 1, "ascot": 1}
+
+
+def test_break_even_by_hand():
+    # extra cost outside hospital 1,000 a year per holder; year-before emergency cost 2,500: 40%
+    be = E.BreakEven(cost_to_recover=1000.0, emergency_cost=2500.0, cost_per_admission=2000.0, net_of_services=True)
+    assert be.fall == pytest.approx(0.4) and be.admissions == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def cost_truth_data():
+    cfg = SynthConfig(sites=1, people=16000, seed=12)
+    t, truth = generate_tables(cfg)
+    return cfg, t, truth
+
+
+def test_cost_truth_is_recovered_and_no_nmb_without_services(cost_truth_data):
+    cfg, t, truth = cost_truth_data
+    extract = pd.Timestamp(cfg.extract_date)
+    ce = E.analyse_economics(t["people"], t["budgets"], t["events"], t["surveys"], extract, spend=t["spend"],
+                             services=t["services"], n_boot=400)
+    true = truth["economics"]["incremental_cost"]
+    assert ce.comparable and ce.d_cost.low < true < ce.d_cost.high, (ce.d_cost, true)
+    assert ce.budget_cost == pytest.approx(truth["economics"]["budget_spend"] * truth["economics"]["people"]
+                                           / ce.n_ipc, rel=0.02)  # the same people, education apart
+    assert set(ce.nmb_ascot) == set(ce.nmb) and all(v.available for v in ce.nmb_ascot.values())
+    assert ce.icer is None or ce.d_qaly.low > 0 or ce.d_qaly.high < 0
+    without = E.analyse_economics(t["people"], t["budgets"], t["events"], t["surveys"], extract, spend=t["spend"],
+                                  services=t["services"].iloc[0:0], n_boot=50)
+    words = " ".join(without.messages())
+    assert not without.comparable and "no services table" in words and "net monetary benefit is" not in words
+    assert "Break-even" in words and without.break_even.fall > 0

@@ -219,7 +219,24 @@ def corrupt_unreadable(d):
     (d / "sites.csv").write_bytes((d / "sites.csv").read_bytes() + b"\xff\xfe,bad\n")
 
 
-CORRUPTIONS = [corrupt_cells, corrupt_cross, corrupt_structure, corrupt_no_periods, corrupt_missing_rule_columns,
+def corrupt_outcome_columns(d):
+    """The exit_reason column and the optional services table (the contract's later additions)."""
+    people = pd.read_csv(d / "people.csv", dtype=str, keep_default_na=False)
+    stayed = people.index[people["exit_date"] == ""][:2]
+    edit_csv(d, "people", cells((stayed[0], "exit_reason", "died"), (stayed[1], "exit_reason", "abducted")))
+    edit_csv(d, "services", cells(
+        (0, "person_id", "P-nobody"), (1, "month", "2025-01-15"), (2, "month", later_than_extract(d, 40)),
+        (3, "service", "spa"), (4, "funder", "lottery"), (5, "cost", "-1"), (6, "cost", "")))
+
+
+def corrupt_before_the_later_columns(d):
+    """A dataset made before exit_reason and services existed: no breach for their absence."""
+    (d / "services.csv").unlink()
+    edit_csv(d, "people", lambda f: f.drop(columns=["exit_reason"]).assign(age=f["age"].where(f.index != 3, "x")))
+    edit_csv(d, "events", cells((1, "bed_days", "-1"), (2, "event_type", "gp")))
+
+
+CORRUPTIONS = [corrupt_outcome_columns, corrupt_before_the_later_columns, corrupt_cells, corrupt_cross, corrupt_structure, corrupt_no_periods, corrupt_missing_rule_columns,
                corrupt_mixed_formats, corrupt_parquet_types, corrupt_csv_text, corrupt_unreadable]
 
 
@@ -361,3 +378,19 @@ def test_partition_hash_is_canonical_and_per_site(both_partitions, copy, tmp_pat
     edit_csv(copy, "spend", change)
     after = {c: partition_sha256(f) for c, f in partition_duckdb(copy, tmp_path / "after").items()}
     assert {c for c in before if before[c] != after[c]} == {other}
+
+
+def test_a_dataset_without_the_later_additions_reads_and_partitions_the_same(copy, tmp_path):
+    (copy / "services.csv").unlink()
+    edit_csv(copy, "people", lambda f: f.drop(columns=["exit_reason"]))
+    dataset = load_dataset(copy)
+    assert dataset.tables["services"].empty and list(dataset.tables["services"].columns) == [
+        c.name for c in C.COLUMNS["services"]]
+    assert dataset.tables["people"]["exit_reason"].isna().all()
+    by_pandas = partition_by_site(dataset, tmp_path / "pandas")
+    by_duckdb = partition_duckdb(copy, tmp_path / "duckdb")
+    for code in by_pandas:
+        for table in ("people", "services"):
+            name = f"{table}.parquet"
+            assert (by_duckdb[code] / name).read_bytes() == (by_pandas[code] / name).read_bytes(), name
+        assert load_site(by_pandas[code])["services"].empty

@@ -35,6 +35,7 @@ DATES = {
     "events": ["event_date"],
     "surveys": ["survey_date"],
     "contracts": ["end_date"],
+    "services": ["month"],
 }
 
 
@@ -325,3 +326,94 @@ def test_bad_configs_are_refused(tmp_path):
         with pytest.raises(ValueError):
             synthesise(tmp_path / "bad", bad)
     assert not (tmp_path / "bad").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# exits, enrolment to the extract date, services and the true incremental cost, scenarios
+
+
+def test_exit_reasons_only_for_those_who_left_and_counted_in_truth(small):
+    _, truth, t = small
+    people = t["people"]
+    assert people.loc[people["exit_date"].isna(), "exit_reason"].isna().all()
+    assert people.loc[people["exit_date"].notna(), "exit_reason"].isin(C.EXIT_REASONS).all()
+    counts = people.groupby(["group", "exit_reason"]).size()
+    for group, reasons in truth["exits"]["by_group_reason"].items():
+        assert {r: int(counts.get((group, r), 0)) for r in C.EXIT_REASONS} == reasons
+
+
+def test_enrolment_continues_up_to_the_extract_date(small):
+    _, truth, t = small
+    people = t["people"]
+    extract = pd.Timestamp(SMALL.extract_date)
+    recent = people["index_date"] + pd.Timedelta(days=365) > extract + pd.Timedelta(days=1)  # year not yet due
+    assert recent.mean() > 0.2  # a year of enrolment like any other (the demo's control chart has no stop)
+    assert (people.groupby("site_code")["index_date"].max() > extract - pd.Timedelta(days=45)).all()
+    by_group = people[recent].groupby("group").size()
+    assert {g: int(by_group.get(g, 0)) for g in C.GROUPS} == truth["exits"]["enrolled_in_last_year"]
+    # nobody enrolled in the last year has a follow-up questionnaire
+    follow = t["surveys"].loc[t["surveys"]["timepoint"] == "follow_up", "person_id"]
+    assert not people.loc[recent, "person_id"].isin(follow).any()
+
+
+def test_services_cover_the_year_before_index_to_exit_and_budgets_replace_most(small):
+    _, truth, t = small
+    people = t["people"].set_index("person_id")
+    s = t["services"].join(people[["group", "index_date", "exit_date", "prior_service_cost"]], on="person_id")
+    extract = pd.Timestamp(SMALL.extract_date)
+    end = s["exit_date"].fillna(extract)
+    assert (s["month"].dt.day == 1).all()
+    assert (s["month"] >= s["index_date"] - pd.Timedelta(days=365)).all() and (s["month"] <= end).all()
+    assert set(s["person_id"]) == set(people.index[people["prior_service_cost"] > 0])
+    # a month of service costs prior_service_cost / 12 on average; after index budget holders keep 15%
+    ratio = s["cost"] / (s["prior_service_cost"] / 12)
+    after = s["month"] >= s["index_date"]
+    assert ratio[~after].mean() == pytest.approx(1.0, abs=0.03)
+    assert ratio[after & (s["group"] == "comparison")].mean() == pytest.approx(1.0, abs=0.03)
+    assert ratio[after & (s["group"] == "ipc")].mean() == pytest.approx(SMALL.ipc_services_kept, abs=0.01)
+    assert truth["counts"]["rows"]["services"] == len(s)
+
+
+def test_cost_truth_budget_spend_is_the_spend_table_in_the_follow_up_year(small):
+    _, truth, t = small
+    people = t["people"]
+    extract = pd.Timestamp(SMALL.extract_date)
+    due = people[(people["group"] == "ipc") & (people["index_date"] + pd.Timedelta(days=365) <= extract + pd.Timedelta(days=1))]
+    end = np.minimum(due["index_date"] + pd.Timedelta(days=364), due["exit_date"].fillna(extract))
+    window = due.assign(end=end)[["person_id", "index_date", "end"]]
+    spend = t["spend"].merge(window, on="person_id")
+    inside = spend[(spend["month"] >= spend["index_date"]) & (spend["month"] <= spend["end"])]
+    econ = truth["economics"]
+    assert econ["people"] == len(due)
+    assert econ["budget_spend"] + econ["education_budget_spend"] == pytest.approx(inside["amount"].sum() / len(due), abs=0.02)
+    # services replaced: 85% of prior cost / 12 for every month starting in the observed year
+    months = [len(pd.date_range(i, e, freq="MS")) for i, e in zip(window["index_date"], window["end"])]
+    expected = -(1 - SMALL.ipc_services_kept) * (due["prior_service_cost"].to_numpy() / 12 * np.array(months)).mean()
+    assert econ["services_replaced"] == pytest.approx(expected, rel=1e-6)
+    assert econ["incremental_cost"] == pytest.approx(
+        econ["budget_spend"] + econ["services_replaced"] + econ["hospital_avoided"], abs=0.02)
+
+
+def test_without_services_the_table_is_absent(tmp_path):
+    truth = synthesise(tmp_path / "d", replace(SMALL, services=False))
+    assert not (tmp_path / "d" / "services.csv").exists() and truth["counts"]["rows"]["services"] is None
+
+
+def _year_before_rate(t, group):
+    people = t["people"]
+    ev = t["events"][t["events"]["event_type"] == "emergency_admission"].merge(people[["person_id", "index_date"]])
+    before = ev[(ev["event_date"] < ev["index_date"]) & (ev["event_date"] >= ev["index_date"] - pd.Timedelta(days=365))]
+    ids = people.loc[people["group"] == group, "person_id"]
+    return before["person_id"].isin(ids).sum() / len(ids)
+
+
+def test_scenarios_do_what_they_say():
+    from ipcreport.synth import generate_tables
+
+    base = SynthConfig(sites=1, people=6000, seed=3)
+    t, _ = generate_tables(replace(base, pre_year_shock_sd=0.6, enrol_after_bad_year=1.5))
+    assert _year_before_rate(t, "ipc") > 1.15 * _year_before_rate(t, "comparison")  # enrolled after a bad year
+    t, truth = generate_tables(replace(base, exit_share=0.2, exit_frailty=1.0, ipc_exit_ratio=2.0))
+    exits = {g: sum(r.values()) for g, r in truth["exits"]["by_group_reason"].items()}
+    assert exits["ipc"] > 1.6 * exits["comparison"]
+    assert truth["exits"]["frailty_power"] == 1.0

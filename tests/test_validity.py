@@ -1,9 +1,9 @@
 """A fast subset of the validity study (benchmarks/validity.py), on the same code path.
 
-The full study (docs/validity.md) runs hundreds of replicates per scenario; this runs 30 small
-ones for three scenarios (the null, an admissions effect, and the imbalanced scenario with the
-propensity-weighted estimates) on two processes and checks looser bounds: with 30 replicates
-the coverage estimate alone has a standard error of about 4 points.
+The full study (docs/validity.md) runs 1,000 replicates per scenario; this runs 30 small ones
+for four scenarios (the null, an effect, budget holders leaving twice as often, enrolment after a
+bad year) on two processes and checks looser bounds on the estimators the briefing uses there:
+with 30 replicates the coverage estimate alone has a standard error of about 4 points.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 REPLICATES = 30
-PEOPLE = 2000
+PEOPLE = 1000
 SEED = 777
 MIN_COVERAGE = 0.80
 RATIO_BIAS = 0.10  # relative, geometric mean
@@ -36,20 +36,23 @@ def _load():
 V = _load()
 
 
+SCENARIOS = ["no_effect", "effect", "exits_ipc_double", "bad_year"]
+
+
 @pytest.fixture(scope="module")
 def study():
-    scenarios = ["no_effect", "admissions_rr_0.8", "need_imbalance_0.3"]
-    rows = V.run(scenarios, REPLICATES, PEOPLE, SEED, workers=2, extra=False)
+    rows = V.run(SCENARIOS, REPLICATES, PEOPLE, SEED, workers=2, extra=False)
     return rows, V.summarise(rows)
 
 
 def test_every_replicate_gives_every_estimate(study):
     rows, summary = study
-    assert set(summary["scenario"]) == {"no_effect", "admissions_rr_0.8", "need_imbalance_0.3"}
-    expected = {"admissions", "bed_days", "ascot", "eq5d"}
+    assert set(summary["scenario"]) == set(SCENARIOS)
     for scenario, g in summary.groupby("scenario"):
-        wanted = expected | ({f"{e}_weighted" for e in expected} if scenario in V.WEIGHTED_IN else set())
-        assert set(g["estimate"]) == wanted
+        wanted = set(V.SCENARIOS[scenario][1])
+        if "balance_flag" in wanted:
+            wanted.add("balance_flag_old")
+        assert set(g["estimate"]) == wanted, scenario
     assert (summary["replicates"] == REPLICATES).all()
     assert (summary["estimated"] == REPLICATES).all(), rows[rows["value"].isna()]
 
@@ -57,25 +60,38 @@ def test_every_replicate_gives_every_estimate(study):
 def test_truth_comes_from_the_generator(study):
     rows, _ = study
     truth = rows.groupby(["scenario", "estimate"])["truth"].first()
-    assert truth[("admissions_rr_0.8", "admissions")] == 0.8
-    assert truth[("need_imbalance_0.3", "bed_days")] == 0.75
-    assert truth[("need_imbalance_0.3", "ascot_weighted")] == 0.04
+    assert truth[("effect", "admissions")] == 0.85 and truth[("effect", "ascot")] == 0.04
+    assert truth[("bad_year", "admissions_weighted")] == 1.0
     assert truth[("no_effect", "eq5d")] == 0.0
 
 
-def test_coverage_and_bias_within_loose_bounds(study):
+def test_the_estimators_the_briefing_uses_are_within_loose_bounds(study):
     _, summary = study
-    for _, r in summary.iterrows():
+    used = summary[summary["estimate"].isin(V.BRIEFING_USES)]
+    # after a bad year the unweighted estimates are biased by design (regression to the mean): the
+    # weighted one is what is right there (docs/validity.md); the briefing's pick is checked below
+    used = used[~((used["scenario"] == "bad_year") & used["estimate"].str.startswith("admissions"))]
+    used = pd.concat([used, summary[(summary["scenario"] == "bad_year") & (summary["estimate"] == "admissions_weighted")]])
+    for _, r in used.iterrows():
         assert r["coverage"] >= MIN_COVERAGE, (r["scenario"], r["estimate"], r["coverage"])
-        tolerance = RATIO_BIAS if r["estimate"].removesuffix("_weighted") in V.RATIOS else DIFF_BIAS
+        tolerance = RATIO_BIAS if V.base_of(r["estimate"]) in V.RATIOS else DIFF_BIAS
         assert abs(r["bias"]) <= tolerance, (r["scenario"], r["estimate"], r["bias"])
         # intervals of about the right width: model SE within 35% of the replicates' spread
         assert 0.65 < r["empirical_sd"] / r["mean_model_se"] < 1.35, (r["scenario"], r["estimate"])
 
 
+def test_the_old_headline_fails_where_the_new_one_does_not(study):
+    # after a bad year the crude DiD manufactures a fall with no true effect; the briefing's pick does not
+    s = study[1].set_index(["scenario", "estimate"])
+    assert s.loc[("bad_year", "admissions_crude"), "bias"] < -0.05
+    assert abs(s.loc[("bad_year", "admissions_briefing"), "bias"]) < abs(s.loc[("bad_year", "admissions_crude"), "bias"])
+    # the chance-aware balance rule raises fewer false alarms than |SMD| > 0.1
+    assert s.loc[("no_effect", "balance_flag"), "false_alarm"] <= s.loc[("no_effect", "balance_flag_old"), "false_alarm"]
+
+
 def test_replicates_are_reproducible_and_seeded_per_scenario():
-    a = V.replicate(("ascot_gain_0.04", 0, 600, V.scenario_seed("ascot_gain_0.04", 5), False))
-    b = V.replicate(("ascot_gain_0.04", 0, 600, V.scenario_seed("ascot_gain_0.04", 5), False))
+    a = V.replicate(("need_in_questionnaire", 0, 600, V.scenario_seed("need_in_questionnaire", 5), False))
+    b = V.replicate(("need_in_questionnaire", 0, 600, V.scenario_seed("need_in_questionnaire", 5), False))
     assert pd.DataFrame(a).equals(pd.DataFrame(b))
     seeds = {t[3] for t in V.tasks(list(V.SCENARIOS), 3, 100, 10, False)}
     assert len(seeds) == 3 * len(V.SCENARIOS)  # no two replicates share data

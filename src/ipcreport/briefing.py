@@ -149,12 +149,7 @@ def definitions(settings: Settings, policy: disclosure.Policy) -> dict[str, str]
                     "deprivation quintile (robust errors); groups of fewer than 20 people are pooled; a joint "
                     "F-test asks whether age, sex and deprivation matter at equal need. Cohort differences are "
                     "part of how the RAS sets budgets.",
-        "Rate ratio": "From a Poisson model of events with person-years at risk as exposure and person-clustered "
-                      "robust errors: the budget holders' change from the 12 months before to the 12 months after "
-                      "their start, over the comparison group's change (difference in differences).",
-        "Quality-of-life difference": "Follow-up score regressed on baseline score, group, cohort, age and need "
-                                      "score (robust HC3 errors): the adjusted difference, budget holders minus "
-                                      "comparison.",
+        **outcomes.definitions(),  # rate ratio, exits, quality of life, balance, value for money
         "New need": "Agreed budgets in the year of people whose health and care services cost nothing in the 12 "
                     "months before they started: new cost, not moved cost.",
         "Double running": "Only money that moves into budgets after the extract date is counted: the growth under "

@@ -605,3 +605,40 @@ def cost_components(costs: pd.DataFrame, title: str) -> plt.Figure:
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize="small", frameon=False)
     return fig
+
+
+def pooled_forest_plot(pooled, title: str,
+                       xlabel: str = "Emergency admissions rate ratio (log scale; below 1 = fewer)") -> plt.Figure:
+    """Each site's rate ratio with its 95% interval (marker size by random-effects weight), the
+    pooled estimate as a diamond and its 95% prediction interval as a line beneath
+    (:class:`ipcreport.analysis.meta.Pooled`)."""
+    if pooled is None or pooled.k == 0:
+        return _empty(title)
+    s = pooled.sites.reset_index(drop=True)
+    n = len(s)
+    fig, ax = _new(1.3 + 0.36 * (n + 2))
+    y = np.arange(n)[::-1] + 2
+    for i, r in s.iterrows():
+        ax.errorbar(r["irr"], y[i], xerr=[[r["irr"] - r["low"]], [r["high"] - r["irr"]]], fmt="s", color=NHS_BLUE,
+                    capsize=3, markersize=4 + 10 * float(r["weight"]))
+    diamond_x = [pooled.low, pooled.value, pooled.high, pooled.value]
+    ax.fill(diamond_x, [1, 1.25, 1, 0.75], color=PALETTE[1], zorder=3)
+    if pooled.prediction_low is not None:
+        ax.plot([pooled.prediction_low, pooled.prediction_high], [0.35, 0.35], color=PALETTE[1], linewidth=2)
+    ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    bounds = [s["low"].min(), s["high"].max(), pooled.low, pooled.high, 0.8, 1.25]
+    if pooled.prediction_low is not None:
+        bounds += [pooled.prediction_low, pooled.prediction_high]
+    lo, hi = max(min(bounds) * 0.9, 0.05), min(max(bounds) * 1.1, 20)
+    ax.set_xlim(lo, hi)
+    ticks = [t for t in (0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 2, 4) if lo <= t <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    names = list(s["site"]) + ["Pooled (random effects)", "Prediction interval"]
+    ax.set_yticks(list(y) + [1, 0.35], names)
+    ax.set_ylim(0, n + 2.6)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return fig

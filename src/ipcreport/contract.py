@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-TABLES = ("sites", "people", "budgets", "spend", "events", "surveys", "contracts")
+TABLES = ("sites", "people", "budgets", "spend", "events", "surveys", "contracts", "services")
+# Tables a dataset may leave out: an absent one reads as an empty table (no rows).
+OPTIONAL_TABLES = ("services",)
 
 GROUPS = ("ipc", "comparison")
 COHORTS = ("long_term_conditions", "children_complex_needs", "learning_disability", "mental_health")
@@ -37,6 +39,15 @@ EVENT_TYPES = (
 ADMISSION_TYPES = ("emergency_admission", "elective_admission", "care_home_admission")
 TIMEPOINTS = ("baseline", "follow_up")
 FUNDERS = ("nhs", "social_care", "education")
+EXIT_REASONS = ("died", "moved", "left_programme")
+SERVICES = (
+    "social_care_package",
+    "community_health",
+    "mental_health_community",
+    "continuing_healthcare",
+    "primary_care",
+    "other",
+)
 FUNDING_COLUMNS = ("funded_nhs", "funded_social_care", "funded_education")
 
 SITE_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,20}$"
@@ -70,6 +81,9 @@ class Column:
     allowed: tuple[str, ...] | None = None
     pattern: str | None = None
     unique: bool = False
+    # added after the first release: a file without this column reads as all missing (a
+    # column added to the contract must not break datasets made before it)
+    may_be_absent: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("management", "text", required=False, allowed=MANAGEMENT),
         Column("prior_service_cost", "number", minimum=0),
         Column("exit_date", "date", required=False),
+        Column("exit_reason", "text", required=False, allowed=EXIT_REASONS, may_be_absent=True),
     ),
     "budgets": (
         Column("person_id", "text"),
@@ -148,6 +163,13 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("notice_months", "integer", minimum=0, maximum=24),
         Column("end_date", "date"),
     ),
+    "services": (
+        Column("person_id", "text"),
+        Column("month", "date"),
+        Column("service", "text", allowed=SERVICES),
+        Column("funder", "text", allowed=FUNDERS),
+        Column("cost", "number", minimum=0),
+    ),
 }
 
 # Columns dated by observation: none may lie after extract_date (planned dates may).
@@ -156,6 +178,7 @@ OBSERVED_DATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "spend": ("month",),
     "events": ("event_date",),
     "surveys": ("survey_date",),
+    "services": ("month",),
 }
 
 # Headline results every site run records in metrics.json (contract: "Headline results").

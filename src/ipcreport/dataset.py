@@ -21,7 +21,7 @@ import yaml
 from . import contract as C
 from .frames import isin
 from .results import replace_folder
-from .validation import Breach, DatasetInvalid, check_cross_tables, check_single_table, parse_table
+from .validation import Breach, DatasetInvalid, check_cross_tables, check_single_table, empty_table, parse_table
 
 META_FILE = "dataset.yaml"
 SITE_META_FILE = "site.json"
@@ -65,6 +65,8 @@ def _table_sources(folder: Path) -> tuple[dict[str, tuple[Path, str | None]], li
                 sources[sheet].append((workbook, sheet))
     breaches, chosen = [], {}
     for table, found in sources.items():
+        if not found and table in C.OPTIONAL_TABLES:
+            continue  # read as an empty table
         if not found:
             breaches.append(
                 Breach(f"{table}.csv", None, f"table '{table}' is missing: expected {table}.csv, "
@@ -150,6 +152,10 @@ def check_dataset(folder: str | Path) -> tuple[Dataset | None, list[Breach]]:
         typed, parse_breaches, unparsable = parse_table(table, files[table], raw)
         breaches += parse_breaches + check_single_table(table, files[table], typed, unparsable)
         tables[table] = typed
+    for table in C.OPTIONAL_TABLES:
+        if table not in sources:
+            tables[table] = empty_table(table)
+            files[table] = f"{table}.csv"
     extract = meta.extract_date if meta else None
     breaches += check_cross_tables(tables, files, extract)
     if any(b.severity == "error" for b in breaches):
@@ -181,7 +187,7 @@ def site_tables(dataset: Dataset, site_code: str) -> dict[str, pd.DataFrame]:
         "people": people,
         "contracts": t["contracts"][t["contracts"]["site_code"] == site_code],
     }
-    for table in ("budgets", "spend", "events", "surveys"):
+    for table in ("budgets", "spend", "events", "surveys", "services"):
         out[table] = t[table][isin(t[table]["person_id"], ids)]
     return {name: frame.reset_index(drop=True) for name, frame in out.items()}
 
@@ -281,11 +287,20 @@ def load_site(path: str | Path, site_code: str | None = None) -> SiteData:
         meta = json.loads(partition.read_text(encoding="utf-8"))
         if site_code is not None and meta["site_code"] != site_code:
             raise ValueError(f"{path} holds site {meta['site_code']}, not {site_code}")
-        tables = {t: pd.read_parquet(path / f"{t}.parquet") for t in C.TABLES}
+        tables = {t: _read_partition_table(path, t) for t in C.TABLES}
         return SiteData(meta["site_code"], tables, meta["dataset"], pd.Timestamp(meta["extract_date"]),
                         meta["synthetic"], meta["data_sha256"],
                         [_breach_from_json(w) for w in meta["warnings"]])
     return site_data(load_dataset(path), site_code)
+
+
+def _read_partition_table(folder: Path, table: str) -> pd.DataFrame:
+    """A table of a site partition; an optional table a partition lacks (written by an older
+    version) is empty."""
+    path = folder / f"{table}.parquet"
+    if not path.exists() and table in C.OPTIONAL_TABLES:
+        return empty_table(table)
+    return pd.read_parquet(path)
 
 
 def site_data(dataset: Dataset, site_code: str) -> SiteData:

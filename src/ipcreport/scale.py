@@ -240,10 +240,14 @@ def _typed_select(table: str, types: dict[str, str], source: str, row_sql: str |
     stages: list[list[str]] = [first, [], [], ["_row"] if row_sql else []]
     present = []
     for col in C.COLUMNS[table]:
-        if col.name not in types:
+        if col.name in types:
+            ref, duck_type = _q(col.name), types[col.name]
+        elif col.may_be_absent:  # a column added later: an older file reads as all missing
+            ref, duck_type = "CAST(NULL AS VARCHAR)", "VARCHAR"
+        else:
             continue
         present.append(col.name)
-        for i, stage in enumerate(_column_stages(col, _q(col.name), types[col.name], (tz or {}).get(col.name))):
+        for i, stage in enumerate(_column_stages(col, ref, duck_type, (tz or {}).get(col.name))):
             stages[i] += [f"{expr} AS {_q(name)}" for name, expr in stage]
     sql = f"SELECT {', '.join(stages[0])} FROM {source}"
     for stage in stages[1:3]:
@@ -343,6 +347,8 @@ _TWINS: tuple[_Twin, ...] = (
     _Twin("people", "exit_date", "on or after index_date", (("people", "exit_date"), ("people", "index_date")),
           "x.exit_date < x.index_date"),
     _late("people", "exit_date"),
+    _Twin("people", "exit_reason", "only where exit_date", (("people", "exit_reason"), ("people", "exit_date")),
+          "x.exit_reason IS NOT NULL AND x.exit_date IS NULL"),
     *_fk("budgets"),
     _Twin("budgets", "period_end", "must be after period_start", (("budgets", "period_end"), ("budgets", "period_start")),
           "x.period_end <= x.period_start"),
@@ -380,6 +386,9 @@ _TWINS: tuple[_Twin, ...] = (
           "x.timepoint = 'baseline' AND _fu.hit IS NULL", joins=("followed",)),
     _Twin("contracts", "site_code", "listed in sites", (("contracts", "site_code"), ("sites", "site_code")),
           "x.site_code IS NOT NULL AND _sc.k IS NULL", joins=("site_codes",)),
+    _fk("services")[0],
+    _Twin("services", "month", "first day", (("services", "month"),), "x.month IS NULL OR day(x.month) != 1"),
+    _late("services", "month"),
 )
 
 
@@ -860,7 +869,11 @@ class DuckDataset:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _person_site AS SELECT p.person_id AS k, s.idx "
                          f"FROM {people} p JOIN _site_index s ON p.site_code = s.code")
         for table in C.TABLES:
-            rel = self.rels[table]
+            rel = self.rels.get(table)
+            if rel is None:  # an optional table the dataset leaves out: empty files, as pandas writes them
+                for folder in folders.values():
+                    pq.write_table(_partition_schema(table).empty_table(), folder / f"{table}.parquet")
+                continue
             via = ("JOIN _site_index _s ON x.site_code = _s.code" if table in ("sites", "people", "contracts")
                    else "JOIN _person_site _s ON x.person_id = _s.k")  # person_id is unique in a valid dataset
             self._write_partitions(rel, via, folders, codes)
@@ -927,7 +940,7 @@ class DuckDataset:
         """dataset.site_warnings' row-level part: the warning rules on the site's own rows."""
         rels = {}
         for table in C.TABLES:
-            rel = self._parquet_relation(table, self.files[table], folder / f"{table}.parquet",
+            rel = self._parquet_relation(table, self.files.get(table, f"{table}.csv"), folder / f"{table}.parquet",
                                          name=f"site_{table}")
             rels[table] = rel
         return self._cross(extract, severities=("warning",), rels=rels)

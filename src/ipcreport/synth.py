@@ -63,6 +63,16 @@ class SynthConfig:
     ipc_share: float = 0.5  # share of people who are budget holders
     baseline_need_imbalance: float = 0.0  # ipc need_score multiplied by (1+this) vs comparison (a known confounder)
     name: str = "IPC demo (synthetic)"
+    # --- scenario options (benchmarks/validity.py); the defaults give the demo data ---
+    exit_share: float = 0.08  # expected share of people who leave, move or die before extract
+    exit_frailty: float = 0.0  # exit probability x frailty^this (1 = frail people leave more: informative exits)
+    ipc_exit_ratio: float = 1.0  # budget holders' exit probability / comparison people's
+    pre_year_shock_sd: float = 0.0  # sd of a transient log-multiplier of emergency admissions in the year before index
+    enrol_after_bad_year: float = 0.0  # log-odds of holding a budget per unit of that log-multiplier (regression to the mean)
+    need_trend: float = 0.0  # post-index rates x exp(need_trend x standardised log need): need changes the trend
+    need_in_questionnaire: float = 0.0  # follow-up ASCOT and EQ-5D + this x standardised log need
+    services: bool = True  # write the optional services table
+    ipc_services_kept: float = 0.15  # share of outside services budget holders keep after index (the budget replaces the rest)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,7 +178,7 @@ DIRECT_PAYMENT = C.MANAGEMENT.index("direct_payment")
 NEW_NEED_SHARE = 0.10  # prior_service_cost exactly 0 (assumption; "new need" in domain.md)
 PRIOR_COST_RATIO = 0.85  # median prior cost / RAS-equivalent budget (assumption)
 PRIOR_COST_SIGMA = 0.6  # assumption
-EXIT_SHARE = 0.08  # left, moved or died before extract (assumption; brief)
+EXIT_REASON_P = _ordered(C.EXIT_REASONS, {"died": 0.45, "moved": 0.20, "left_programme": 0.35})  # assumption
 
 # ---------------------------------------------------------------------------------------------
 # Budgets. RAS rate in GBP per need point by cohort (assumption), giving median indicative budgets
@@ -284,7 +294,7 @@ SPEND_CHUNK_HOLDERS = 25_000  # budget holders per block (~250k spend rows)
 EVENTS_CHUNK_PEOPLE = 50_000  # people per block (~800k event rows)
 
 # random streams
-_S_SITES, _S_PEOPLE, _S_BUDGETS, _S_SPEND, _S_EVENTS, _S_SURVEYS, _S_CONTRACTS = range(7)
+_S_SITES, _S_PEOPLE, _S_BUDGETS, _S_SPEND, _S_EVENTS, _S_SURVEYS, _S_CONTRACTS, _S_PERSON, _S_SERVICES = range(9)
 
 _EPOCH = date(1970, 1, 1)
 
@@ -443,8 +453,29 @@ def _validate_config(config: SynthConfig) -> None:
         raise ValueError("bed_days_rr must be 0 when admissions_rr is 0 (no admissions, no bed days)")
     if not config.baseline_need_imbalance > -1:
         raise ValueError("baseline_need_imbalance must be > -1")
+    if not 0.0 <= config.exit_share <= 1.0:
+        raise ValueError(f"exit_share must be between 0 and 1, got {config.exit_share}")
+    for name in ("ipc_exit_ratio", "pre_year_shock_sd", "ipc_services_kept"):
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
     if not isinstance(config.extract_date, date) or isinstance(config.extract_date, datetime):
         raise ValueError("extract_date must be a datetime.date (not a datetime)")
+
+
+def _enrol_probability(cfg: SynthConfig, log_shock: np.ndarray) -> np.ndarray | float:
+    """P(budget holder): ipc_share, raised after a bad year when enrol_after_bad_year > 0."""
+    if cfg.enrol_after_bad_year == 0 or cfg.ipc_share in (0.0, 1.0):
+        return cfg.ipc_share
+    logit = np.log(cfg.ipc_share / (1 - cfg.ipc_share)) + cfg.enrol_after_bad_year * log_shock
+    return 1 / (1 + np.exp(-logit))
+
+
+def _exit_probability(cfg: SynthConfig, frailty: np.ndarray, ipc: np.ndarray) -> np.ndarray:
+    """P(leaving before extract): exit_share on average over comparison-like people, times
+    frailty^exit_frailty (normalised to mean 1) and ipc_exit_ratio for budget holders."""
+    tilt = frailty**cfg.exit_frailty
+    p = cfg.exit_share * tilt / tilt.mean() * np.where(ipc, cfg.ipc_exit_ratio, 1.0)
+    return np.clip(p, 0.0, 1.0)
 
 
 def _config_dict(config: SynthConfig) -> dict:
@@ -518,6 +549,8 @@ class _MemorySink:
         for name in C.TABLES:
             if name in self.big:
                 frame = self.big[name].arrow().to_pandas()
+            elif name not in self.rows:  # an optional table not generated
+                frame = pd.DataFrame({c.name: [] for c in C.COLUMNS[name]})
             else:
                 frame = pd.DataFrame({c.name: self.rows[name][c.name] for c in C.COLUMNS[name]})
             for col in C.COLUMNS[name]:
@@ -527,6 +560,98 @@ class _MemorySink:
                     frame[col.name] = frame[col.name].astype(dtypes[col.kind])
             out[name] = frame
         return out
+
+
+# ---------------------------------------------------------------------------------------------
+# services outside the budget (optional table) and the true incremental cost
+
+# each person's main outside service by cohort (assumption), and who pays for it
+SERVICE_P = _by_cohort(
+    *(
+        _ordered(C.SERVICES, dict(zip(C.SERVICES, p)))
+        for p in (
+            (0.45, 0.30, 0.00, 0.15, 0.05, 0.05),  # LTC: care packages, district nursing, CHC
+            (0.30, 0.40, 0.05, 0.15, 0.05, 0.05),  # children
+            (0.70, 0.10, 0.05, 0.10, 0.00, 0.05),  # LD: care packages
+            (0.20, 0.10, 0.60, 0.05, 0.00, 0.05),  # MH: community mental health teams
+        )
+    )
+)
+SERVICE_FUNDER = {"social_care_package": "social_care", "community_health": "nhs", "mental_health_community": "nhs",
+                  "continuing_healthcare": "nhs", "primary_care": "nhs", "other": "social_care"}
+SERVICE_COST_SIGMA = 0.2  # month-to-month lognormal noise, mean 1 (assumption)
+
+
+def _months_from(first_day: np.ndarray, last_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first month number, number of months) whose first day lies in [first_day, last_day]."""
+    first = _month_of(first_day) + (_month_start(_month_of(first_day)) < first_day)
+    return first, np.maximum(_month_of(last_day) - first + 1, 0)
+
+
+def _write_services(table, rng, person_id, cohort, ipc, index, exit_day, monthly, kept) -> int:
+    """One row per person and month (first day from 12 months before index to exit or extract)
+    of the person's main outside service: prior_service_cost / 12 a month with noise; after
+    index, budget holders keep ``kept`` of it (the budget replaces the rest)."""
+    n = len(index)
+    service = (rng.random(n)[:, None] > np.cumsum(SERVICE_P, axis=1)[cohort][:, :-1]).sum(axis=1)
+    funder = np.array([C.FUNDERS.index(SERVICE_FUNDER[v]) for v in C.SERVICES])[service]
+    for lo in range(0, n, EVENTS_CHUNK_PEOPLE):
+        ids = np.arange(lo, min(lo + EVENTS_CHUNK_PEOPLE, n))
+        ids = ids[monthly[ids] > 0]
+        first, count = _months_from(index[ids] - PRE_INDEX_DAYS, exit_day[ids])
+        seg, pos = _segments(count)
+        person = ids[seg]
+        day = _month_start(first[seg] + pos)
+        scale = np.where(ipc[person] & (day >= index[person]), kept, 1.0)
+        noise = np.exp(SERVICE_COST_SIGMA * rng.standard_normal(len(seg)) - SERVICE_COST_SIGMA**2 / 2)
+        table.write({
+            "person_id": person_id.take(pa.array(person)),
+            "month": _dates(day),
+            "service": _vocab(C.SERVICES, service[person]),
+            "funder": _vocab(C.FUNDERS, funder[person]),
+            "cost": _gbp(_pennies(monthly[person] * scale * noise)),
+        })
+    table.close()
+    return table.rows
+
+
+def _incremental_cost_truth(cfg, extract, ipc, cohort, index, exit_day, holders, spend_year, education_share, monthly,
+                            rate_factor, los_scale) -> dict:
+    """The true incremental cost of a budget over the follow-up year (the analysis population:
+    people whose year was due by the extract date), per budget holder: their own budget spend
+    in the year (realised) plus, in expectation, the outside services the budget replaced and
+    the emergency hospital care it avoided, over the days each was observed. It is what an
+    unbiased estimator of budget holders' cost minus what the same people would have cost
+    without a budget recovers."""
+    due = index + FOLLOW_UP_DAYS <= extract + 1
+    end = np.minimum(index + FOLLOW_UP_DAYS - 1, exit_day)
+    days = end - index + 1
+    _, months = _months_from(index, end)
+    spend, education = np.zeros(len(index)), np.zeros(len(index))
+    spend[holders] = spend_year / 100.0 * (1 - education_share)  # NHS and social care: education counted apart
+    education[holders] = spend_year / 100.0 * education_share
+    services = -(1 - cfg.ipc_services_kept) * monthly * months
+    los = EMERGENCY_LOS_MEAN[cohort]
+    unit_cost = EVENT_COST_FIXED[EMERGENCY] + EVENT_COST_PER_BED_DAY[EMERGENCY] * los
+    unit_cost_ipc = EVENT_COST_FIXED[EMERGENCY] + EVENT_COST_PER_BED_DAY[EMERGENCY] * los * los_scale
+    admissions = EVENT_RATE[EMERGENCY, cohort] * rate_factor * SECULAR_TREND * days / 365.25
+    hospital = admissions * (cfg.admissions_rr * unit_cost_ipc - unit_cost)
+    people = due & ipc
+    if not people.any():
+        return {"people": 0, "incremental_cost": None}
+    return {
+        "people": int(people.sum()),
+        "incremental_cost": _num(np.mean((spend + services + hospital)[people]), 2),
+        "budget_spend": _num(np.mean(spend[people]), 2),
+        "education_budget_spend": _num(np.mean(education[people]), 2),
+        "services_replaced": _num(np.mean(services[people]), 2),
+        "hospital_avoided": _num(np.mean(hospital[people]), 2),
+        "services_kept_share": cfg.ipc_services_kept,
+        "notes": "GBP per budget holder over the follow-up year (index to index + 364 days, cut at exit), NHS and "
+                 "social care perspective: budget spend (net of refunds, less education's share of the budget, "
+                 "given apart) + outside services + emergency hospital care, budget holders minus what they would "
+                 "have cost without a budget.",
+    }
 
 
 def generate_tables(config: SynthConfig) -> tuple[dict, dict]:
@@ -620,7 +745,14 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
     # ---- people ------------------------------------------------------------------------------
     rng = _rng(cfg.seed, _S_PEOPLE)
     site = np.repeat(np.arange(n_sites), per_site)
-    ipc = rng.random(n) < cfg.ipc_share
+    # person-level traits the outcome tables share (own stream): frailty drives every event rate
+    # (and, in the informative-exits scenario, leaving); a transient shock to the year before
+    # index (the regression-to-the-mean scenario: budgets offered after a bad year)
+    trait_rng = _rng(cfg.seed, _S_PERSON)
+    frailty = trait_rng.gamma(FRAILTY_SHAPE, 1 / FRAILTY_SHAPE, size=n)
+    sd = cfg.pre_year_shock_sd
+    log_shock = sd * trait_rng.standard_normal(n) - sd**2 / 2
+    ipc = rng.random(n) < _enrol_probability(cfg, log_shock)
     cohort = rng.choice(len(C.COHORTS), size=n, p=COHORT_SHARE)
     age_normal = np.clip(np.rint(AGE_MEAN[cohort] + AGE_SD[cohort] * rng.standard_normal(n)), AGE_LO[cohort], AGE_HI[cohort])
     age_child = rng.integers(0, C.CHILD_AGE_LIMIT, size=n)
@@ -638,15 +770,18 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
     z_need = rng.standard_normal(n)
     need = NEED_MEDIAN[cohort] * np.exp(NEED_SIGMA[cohort] * z_need) * np.where(ipc, 1 + cfg.baseline_need_imbalance, 1.0)
     need = np.maximum(np.round(need, 1), 0.1)
+    z_need_std = np.log(need / NEED_MEDIAN[cohort]) / NEED_SIGMA[cohort]
     management = np.where(ipc, rng.choice(len(C.MANAGEMENT), size=n, p=MANAGEMENT_P), -1)
     new_need = rng.random(n) < NEW_NEED_SHARE
     prior = RAS_RATE[cohort] * need * PRIOR_COST_RATIO * np.exp(PRIOR_COST_SIGMA * rng.standard_normal(n))
     prior_p = np.where(new_need, 0, _pennies(prior))
-    window = extract - FOLLOW_UP_DAYS - go_live[site] + 1  # index in [go_live, extract - 365]
+    # enrolment continues up to the extract date: the latest people lack a full year of follow-up
+    window = extract - go_live[site] + 1  # index in [go_live, extract]
     index = go_live[site] + np.floor(rng.random(n) * window).astype(np.int64)
-    exited = rng.random(n) < EXIT_SHARE
+    exited = rng.random(n) < _exit_probability(cfg, frailty, ipc)
     exit_day = index + np.floor(rng.random(n) * (extract - index + 1)).astype(np.int64)
     exit_day = np.where(exited, exit_day, extract)  # the end of observation for everyone
+    exit_reason = np.where(exited, trait_rng.choice(len(C.EXIT_REASONS), size=n, p=EXIT_REASON_P), -1)
     width = max(7, len(str(n)))
     person_id = pc.binary_join_element_wise(
         "P", pc.utf8_lpad(pa.array(np.arange(1, n + 1)).cast(pa.string()), width, "0"), ""
@@ -667,10 +802,11 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
             "management": _vocab(C.MANAGEMENT, management),
             "prior_service_cost": _gbp(prior_p),
             "exit_date": _dates(exit_day, missing=~exited),
+            "exit_reason": _vocab(C.EXIT_REASONS, exit_reason),
         }
     )
     people_table.close()
-    del age_normal, age_child, latent, z_need, prior, window  # keep peak memory down at millions
+    del age_normal, age_child, latent, z_need, window  # keep peak memory down at millions
 
     # ---- budgets (ipc only) ------------------------------------------------------------------
     rng = _rng(cfg.seed, _S_BUDGETS)
@@ -705,6 +841,9 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
         }
     )
     budgets_table.close()
+    # education's share of each holder's budget money (value for money counts it apart)
+    holder_education = np.bincount(p_holder, weights=funded[:, 2], minlength=len(holders)) / np.maximum(
+        np.bincount(p_holder, weights=p_agreed, minlength=len(holders)), 1)
     del alpha, gam, share, p_share, funded
 
     # ---- spend (ipc only) --------------------------------------------------------------------
@@ -731,6 +870,7 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
     p_refunded = np.zeros(len(p_person), dtype=bool)
 
     spend_table = sink.table("spend")
+    spend_in_follow_up_year = np.zeros(n_h)  # pennies of net spend in months starting in each holder's first year
     period_of_holder_start = np.cumsum(n_periods) - n_periods
     for lo in range(0, n_h, SPEND_CHUNK_HOLDERS):
         hi = min(lo + SPEND_CHUNK_HOLDERS, n_h)
@@ -762,6 +902,10 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
         p_spend_gross[pidx] = gross
         p_spend_net[pidx] = np.bincount(seg, weights=amount, minlength=len(pidx)).astype(np.int64)
         p_refunded[pidx] = refund
+        r_person, r_start = holders[r_holder], _month_start(r_month)
+        year_end = np.minimum(index[r_person] + FOLLOW_UP_DAYS - 1, exit_day[r_person])
+        in_year = (r_start >= index[r_person]) & (r_start <= year_end)
+        spend_in_follow_up_year += np.bincount(r_holder[in_year], weights=amount[in_year], minlength=n_h)
         spend_table.write(
             {
                 "person_id": person_id.take(pa.array(holders[r_holder])),
@@ -774,7 +918,7 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
 
     # ---- events (everyone) -------------------------------------------------------------------
     rng = _rng(cfg.seed, _S_EVENTS)
-    frailty = rng.gamma(FRAILTY_SHAPE, 1 / FRAILTY_SHAPE, size=n)
+    trend = np.exp(cfg.need_trend * z_need_std - cfg.need_trend**2 / 2)  # need changes the post-index trend
     need_factor = (need / NEED_MEDIAN[cohort]) ** NEED_RATE_POWER / np.exp((NEED_RATE_POWER * NEED_SIGMA[cohort]) ** 2 / 2)
     los_scale = cfg.bed_days_rr / cfg.admissions_rr if cfg.admissions_rr > 0 else 1.0
     post_days = exit_day - index + 1
@@ -790,11 +934,13 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
         m = hi - lo
         c, g = cohort[lo:hi], ipc[lo:hi]
         base = EVENT_RATE[:, c].T * (frailty[lo:hi] * need_factor[lo:hi])[:, None]  # m x types
-        post_mult = np.full((m, n_types), SECULAR_TREND)
+        post_mult = np.full((m, n_types), SECULAR_TREND) * trend[lo:hi, None]
         post_mult[:, EMERGENCY] *= np.where(g, cfg.admissions_rr, 1.0)
         seg_len = np.stack([np.full(m, PRE_INDEX_DAYS), post_days[lo:hi]], axis=1)  # m x 2
         seg_start = np.stack([index[lo:hi] - PRE_INDEX_DAYS, index[lo:hi]], axis=1)
-        rate = np.stack([base, base * post_mult], axis=2)  # m x types x 2
+        pre = base.copy()
+        pre[:, EMERGENCY] *= np.exp(log_shock[lo:hi])  # a transient bad (or good) year before index
+        rate = np.stack([pre, base * post_mult], axis=2)  # m x types x 2
         counts = rng.poisson(rate * (seg_len[:, None, :] / 365.25))
         seg, _ = _segments(counts.reshape(-1))
         e_local, rest = np.divmod(seg, n_types * 2)
@@ -839,15 +985,18 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
     rng = _rng(cfg.seed, _S_SURVEYS)
     gain = ipc.astype(np.float64)
 
-    def instrument(mean, sd, rho, drift, noise, effect, lo_hi, digits):
+    def instrument(mean, sd, rho, drift, noise, effect, lo_hi, digits, need_shift=0.0):
         mu = mean[cohort]
         b = mu + sd * rng.standard_normal(n)
-        f = mu + rho * (b - mu) + drift + effect * gain + noise * rng.standard_normal(n)
+        f = mu + rho * (b - mu) + drift + effect * gain + need_shift * z_need_std + noise * rng.standard_normal(n)
         b, f = np.clip(b, *lo_hi), np.clip(f, *lo_hi)
         return np.round(b, digits), np.round(f, digits)
 
-    ascot_b, ascot_f = instrument(ASCOT_MEAN, ASCOT_SD, ASCOT_RHO, ASCOT_DRIFT, ASCOT_NOISE, cfg.ascot_gain, C.ASCOT_RANGE, 3)
-    eq5d_b, eq5d_f = instrument(EQ5D_MEAN, EQ5D_SD, EQ5D_RHO, EQ5D_DRIFT, EQ5D_NOISE, cfg.eq5d_gain, C.EQ5D_RANGE, 3)
+    shift = cfg.need_in_questionnaire
+    ascot_b, ascot_f = instrument(ASCOT_MEAN, ASCOT_SD, ASCOT_RHO, ASCOT_DRIFT, ASCOT_NOISE, cfg.ascot_gain, C.ASCOT_RANGE, 3,
+                                  shift)
+    eq5d_b, eq5d_f = instrument(EQ5D_MEAN, EQ5D_SD, EQ5D_RHO, EQ5D_DRIFT, EQ5D_NOISE, cfg.eq5d_gain, C.EQ5D_RANGE, 3,
+                                shift)
     ghq_b, ghq_f = instrument(GHQ12_MEAN, GHQ12_SD, GHQ12_RHO, GHQ12_DRIFT, GHQ12_NOISE, 0.0, C.GHQ12_RANGE, 0)
     follow_day = index + FOLLOW_UP_DAYS
     eligible = (follow_day <= extract) & (~exited | (exit_day >= follow_day))
@@ -898,6 +1047,15 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
             contract_rows["notice_months"].append(int(notice[j]))
             contract_rows["end_date"].append(_iso(end[j]))
     sink.small("contracts", contract_rows)
+
+    # ---- services (everyone; optional table) ---------------------------------------------------
+    monthly_service = prior_p / 100.0 / 12.0  # prior_service_cost is a 12-month figure
+    services_rows = None
+    if cfg.services:
+        services_rows = _write_services(sink.table("services"), _rng(cfg.seed, _S_SERVICES), person_id, cohort, ipc, index,
+                        exit_day, monthly_service, cfg.ipc_services_kept)
+    cost_truth = _incremental_cost_truth(cfg, extract, ipc, cohort, index, exit_day, holders, spend_in_follow_up_year,
+                                         holder_education, monthly_service, frailty * need_factor * trend, los_scale)
 
     # ---- truth -------------------------------------------------------------------------------
     def rate(count, years):
@@ -980,6 +1138,7 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
                 "events": events_table.rows,
                 "surveys": surveys_table.rows,
                 "contracts": len(contract_rows["contract_id"]),
+                "services": services_rows,
             },
         },
         "sites": {
@@ -994,6 +1153,26 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
             "secular_trend": SECULAR_TREND,
             "length_of_stay_scale_ipc_after_index": _num(los_scale),
             "baseline_need_imbalance": cfg.baseline_need_imbalance,
+        },
+        "exits": {
+            "share": cfg.exit_share,
+            "frailty_power": cfg.exit_frailty,
+            "ipc_exit_ratio": cfg.ipc_exit_ratio,
+            "reason_probabilities": dict(zip(C.EXIT_REASONS, EXIT_REASON_P.tolist())),
+            "by_group_reason": {
+                gname: {r: int((gmask & (exit_reason == k)).sum()) for k, r in enumerate(C.EXIT_REASONS)}
+                for gname, gmask in groups.items()
+            },
+            "enrolled_in_last_year": {
+                gname: int((gmask & (index + FOLLOW_UP_DAYS > extract + 1)).sum()) for gname, gmask in groups.items()
+            },
+        },
+        "economics": cost_truth,
+        "scenario": {
+            "pre_year_shock_sd": cfg.pre_year_shock_sd,
+            "enrol_after_bad_year": cfg.enrol_after_bad_year,
+            "need_trend": cfg.need_trend,
+            "need_in_questionnaire": cfg.need_in_questionnaire,
         },
         "management": {
             "probabilities": dict(zip(C.MANAGEMENT, MANAGEMENT_P.tolist())),

@@ -137,6 +137,19 @@ def parse_column(raw: pd.Series, kind: C.Kind) -> tuple[pd.Series, pd.Series]:
     return dates, bad
 
 
+_DTYPE_OF_KIND = {"text": "string", "integer": "Int64", "number": "float64", "date": "datetime64[ns]"}
+
+
+def absent_column(col: C.Column, index: pd.Index) -> pd.Series:
+    """An all-missing column of ``col``'s type (a column a file may leave out)."""
+    return pd.Series(pd.NA if col.kind in ("text", "integer") else None, index=index, dtype=_DTYPE_OF_KIND[col.kind])
+
+
+def empty_table(table: str) -> pd.DataFrame:
+    """A typed table with no rows (an optional table a dataset leaves out)."""
+    return pd.DataFrame({c.name: pd.Series([], dtype=_DTYPE_OF_KIND[c.kind]) for c in C.COLUMNS[table]})
+
+
 _TYPE_RULE = {
     "integer": "type: must be a whole number",
     "number": "type: must be a number ('.' decimal point, no thousands separators)",
@@ -154,6 +167,10 @@ def parse_table(table: str, file: str, raw: pd.DataFrame) -> tuple[pd.DataFrame,
     parsed, unparsable = {}, {}
     for col in C.COLUMNS[table]:
         if col.name not in raw.columns:
+            if col.may_be_absent:  # a column added later: an older file reads as all missing
+                parsed[col.name] = absent_column(col, raw.index)
+                unparsable[col.name] = pd.Series(False, index=raw.index)
+                continue
             breaches.append(Breach(file, col.name, "required column is missing from the header", count=1))
             continue
         values, bad = parse_column(raw[col.name], col.kind)
@@ -190,7 +207,7 @@ def _describe_bounds(col: C.Column) -> list[tuple["pa.Check", str]]:
     return checks
 
 
-_DTYPES = {"text": "string", "integer": "Int64", "number": "float64", "date": "datetime64[ns]"}
+_DTYPES = _DTYPE_OF_KIND
 
 
 def schema_for(table: str) -> "pa.DataFrameSchema":
@@ -342,6 +359,8 @@ CROSS_RULES: tuple[CrossRule, ...] = (
     CrossRule("people", "exit_date", "must be on or after index_date",
               lambda t, _: t["people"]["exit_date"] < t["people"]["index_date"]),
     CrossRule("people", "exit_date", "must be on or before extract_date", _after_extract("people", "exit_date")),
+    CrossRule("people", "exit_reason", "only where exit_date is set",
+              lambda t, _: t["people"]["exit_reason"].notna() & t["people"]["exit_date"].isna()),
     CrossRule("budgets", "person_id", "must be a person_id listed in people", _unknown_person("budgets")),
     CrossRule("budgets", "person_id", "must be a person with group ipc (budgets are for budget holders)",
               _not_ipc_person("budgets")),
@@ -372,6 +391,9 @@ CROSS_RULES: tuple[CrossRule, ...] = (
               _baseline_without_follow_up, severity="warning"),
     CrossRule("contracts", "site_code", "must be a site_code listed in sites",
               lambda t, _: t["contracts"]["site_code"].notna() & ~t["contracts"]["site_code"].isin(t["sites"]["site_code"])),
+    CrossRule("services", "person_id", "must be a person_id listed in people", _unknown_person("services")),
+    CrossRule("services", "month", "must be the first day of a month", lambda t, _: t["services"]["month"].dt.day != 1),
+    CrossRule("services", "month", "must be on or before extract_date", _after_extract("services", "month")),
 )
 
 

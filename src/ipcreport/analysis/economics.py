@@ -1,47 +1,54 @@
-"""Cost and value: what budgets cost over a year and what that buys.
+"""Cost and value: what budgets cost over a year and what that buys (docs/outcomes.md).
 
 Pure functions: frames in, frames or dataclasses out; no I/O and no plotting.
 
-Population: people whose follow-up year was due by the extract date (index + 365 days <= extract
-date + 1 day), budget holders and comparison alike. Each person's follow-up year is
-``[index, index + 364 d]``, cut short at exit_date (inclusive); costs are what accrued in the part
-observed (not annualised: a person who died after 3 months costs 3 months).
+Perspective: the NHS and personal social services (social care), the money IPC blends.
+Education's share (of budgets and of outside services) is reported apart, never in the totals.
+
+Analysis population: everyone whose follow-up year was due by the extract date (index + 365
+days <= extract date + 1 day), budget holders and comparison alike, for costs AND QALYs. Each
+person's follow-up year is ``[index, index + 364 d]``, cut short at exit_date (inclusive);
+costs are what accrued in the part observed (not annualised).
 
 Cost per person over the follow-up year
 ---------------------------------------
-* **Budget**: by default the *agreed* budget prorated to the days of the follow-up year each
-  budget period covers (agreed budget x overlap days / period days). That is the money
-  committed, known for every period at once, where spend lags (monthly returns, refunds of
-  unspent direct payments months later). ``basis="spend"`` uses net spend instead: spend rows
-  whose month starts inside the follow-up year. Comparison people hold no budget: 0.
-* **Hospital**: ``events.cost`` of every event in the follow-up year (all event types; a missing
-  cost is replaced by the mean cost of that event type in the data, none where no event of the
-  type is costed, e.g. care-home admissions, priced by councils, not at NHS reference cost).
-* Optionally (``usual_care=True``) comparison people also carry their ``prior_service_cost``,
-  prorated to the days observed, as the cost of the services they go on receiving, which the
-  data do not otherwise show. Off by default: it assumes those services continue at the
-  pre-index level, and it is the largest uncertainty of the cost comparison (see messages).
+* **Budget**: actual spend (``basis="spend"``, the default): net spend (refunds deducted) of
+  spend rows whose month starts inside the follow-up year, less education's share (each
+  person's funded_education / agreed_budget over their periods). ``basis="agreed"`` uses agreed
+  budgets prorated to the days covered (money committed, not spent). Comparison people: 0.
+* **Outside services** (the optional ``services`` table): cost of service months starting
+  inside the follow-up year, for both groups, education-funded services apart. Without the
+  table the comparison group's social care, community and continuing care are unknown, so the
+  groups' costs are not comparable: no incremental cost, NMB or acceptability curve is
+  printed, only the budget cost and the break-even.
+* **Hospital**: ``events.cost`` of every event in the follow-up year (a missing cost takes the
+  mean of its event type; none where no event of the type is costed).
 
-Incremental cost: budget holders' mean cost minus what the comparison group's cost would be for
-people like them, by regression adjustment for the treated (ATT): least squares of cost on
-hospital cost in the year before index and prior_service_cost fitted on the comparison group,
-predicted at the budget holders' covariate means. The crude difference in means is given too.
+Incremental cost: budget holders' mean cost minus what the comparison group's would be for
+people like them, by regression adjustment for the treated (ATT): least squares of cost on the
+year-before hospital cost, the year-before outside-service cost (when services are given) and
+prior_service_cost, fitted on the comparison group, predicted at the budget holders' means.
 
-QALYs: EQ-5D by area under the curve between the baseline (at index) and follow-up (365 days
-later) questionnaires, joined by a straight line over the year: QALY = 1 year x (baseline +
-follow-up) / 2. Complete cases (both answered); people who died before follow-up are therefore
-not in the QALY comparison (a limitation: a death would count as 0 from the day of death).
-Incremental QALY: regression-adjusted for baseline EQ-5D in the same ATT way (baseline utility
-differences must not count as gains). The ASCOT gain is the same calculation on ASCOT
-follow-up scores.
+QALYs (EQ-5D) and ASCOT-years, same population: area under a straight line from the baseline to
+the follow-up score over the year. Deaths (exit_reason ``died`` before the follow-up was due)
+count the baseline score up to the day of death and zero from then on. Missing follow-ups of
+people alive (non-response, moved, left) are imputed from their group's least-squares line of
+follow-up on baseline among those who answered (missing at random given group and baseline);
+a missing baseline takes the group's mean. How many were imputed is reported. Incremental QALYs
+are adjusted for baseline EQ-5D in the same ATT way. ASCOT is valued like a QALY at the same
+willingness to pay, as the 2012 national PHB evaluation did.
+
+Break-even: how far budget holders' emergency admissions would have to fall for budgets to pay
+for themselves: the extra cost outside hospital (budget plus outside services, budget holders
+minus comparison; without a services table, the whole budget spend) over budget holders'
+emergency admission cost per person-year in the year before they started.
 
 Uncertainty: a non-parametric bootstrap, resampling people with replacement within each group
 (seeded; 1,000 resamples by default), vectorised: each resample is a row of multinomial counts
-used as weights, and the weighted least-squares fits of all resamples are solved as one batch.
-The resamples give percentile 95% intervals for incremental cost, QALYs, ASCOT gain and net
-monetary benefit (NMB = WTP x dQALY - dCost, at GBP 20,000 and 30,000 per QALY), the
-cost-effectiveness plane and the acceptability curve (share of resamples with NMB > 0 at each
-willingness to pay).
+used as weights, and the weighted least-squares fits of all resamples are solved as one batch
+(no Python loop over people or over resamples beyond fixed-size batches). Percentile 95%
+intervals; NMB = WTP x dQALY - dCost at GBP 20,000 and 30,000 per QALY; the acceptability curve
+is the share of resamples with NMB > 0. No ICER is printed where the QALY interval includes 0.
 """
 
 from __future__ import annotations
@@ -82,14 +89,36 @@ def _event_costs(events: pd.DataFrame) -> pd.Series:
     return cost.fillna(type_mean).fillna(0.0)
 
 
+def _months_in(frame: pd.DataFrame, window: pd.DataFrame, column: str, keep: tuple[str, ...] = ()):
+    """``frame``'s rows (person_id, month, ``column``, ``keep``) joined to each person's
+    follow-up year: (rows, month starts inside the year, month starts in the 365 days before
+    index, the values as floats)."""
+    f = frame[["person_id", "month", column, *keep]].merge(window[["person_id", "index_date", "end"]], on="person_id")
+    after = (f["month"] >= f["index_date"]) & (f["month"] <= f["end"])
+    before = (f["month"] < f["index_date"]) & (f["month"] >= f["index_date"] - pd.Timedelta(days=365))
+    value = f[column].astype(float)
+    return f, after, before, value
+
+
+def _education_share(budgets: pd.DataFrame) -> pd.Series:
+    """Each person's education-funded share of their agreed budgets (0 where none)."""
+    if "funded_education" not in budgets.columns or budgets.empty:
+        return pd.Series(dtype=float)
+    totals = budgets.groupby("person_id")[["funded_education", "agreed_budget"]].sum()
+    return (totals["funded_education"] / totals["agreed_budget"].where(totals["agreed_budget"] > 0)).fillna(0.0)
+
+
 def follow_up_costs(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.DataFrame,
-                    extract_date: pd.Timestamp, basis: str = "agreed", spend: pd.DataFrame | None = None,
-                    usual_care: bool = False, window_days: int = WINDOW_DAYS) -> pd.DataFrame:
+                    extract_date: pd.Timestamp, basis: str = "spend", spend: pd.DataFrame | None = None,
+                    usual_care: bool = False, window_days: int = WINDOW_DAYS,
+                    services: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per person whose follow-up year was due: costs over the follow-up year.
 
     Columns: person_id, group, ipc, cohort, management, days (observed in the follow-up year),
-    budget_cost, hospital_cost, usual_care_cost, total_cost, baseline_hospital_cost (the
-    ``window_days`` before index), prior_service_cost, need_score.
+    died (died within it), budget_cost (NHS and social care share), services_cost, hospital_cost,
+    emergency_cost, usual_care_cost, total_cost (NHS and social care), education_cost (apart),
+    baseline_hospital_cost, baseline_emergency_cost, baseline_services_cost (the ``window_days``
+    before index), prior_service_cost, need_score.
     """
     if basis not in ("agreed", "spend"):
         raise ValueError(f"basis must be 'agreed' or 'spend', got {basis!r}")
@@ -97,8 +126,8 @@ def follow_up_costs(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.Data
         raise ValueError("basis='spend' needs the spend table")
     extract_date = pd.Timestamp(extract_date)
     day = pd.Timedelta(days=1)
-    p = people[["person_id", "group", "cohort", "management", "index_date", "exit_date", "prior_service_cost",
-                "need_score"]].copy()
+    cols = ["person_id", "group", "cohort", "management", "index_date", "exit_date", "prior_service_cost", "need_score"]
+    p = people[cols + (["exit_reason"] if "exit_reason" in people.columns else [])].copy()
     p = p[p["index_date"] + window_days * day <= extract_date + day].reset_index(drop=True)
     if p.empty:
         return pd.DataFrame(columns=COST_COLUMNS)
@@ -106,6 +135,8 @@ def follow_up_costs(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.Data
     p["end"] = end.where(p["exit_date"].isna(), np.minimum(end, p["exit_date"]))
     p["days"] = (p["end"] - p["index_date"]) / day + 1
     p["ipc"] = (p["group"] == "ipc").astype(int)
+    reason = p["exit_reason"] if "exit_reason" in p.columns else pd.Series(pd.NA, index=p.index)
+    p["died"] = ((reason == "died") & p["exit_date"].notna() & (p["exit_date"] <= end)).fillna(False).astype(bool)
 
     if basis == "agreed":
         b = budgets[["person_id", "period_start", "period_end", "agreed_budget"]].merge(
@@ -117,38 +148,106 @@ def follow_up_costs(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.Data
         money = b["agreed_budget"].astype(float) * overlap / length
         budget = money.groupby(b["person_id"]).sum()
     else:
-        s = spend[["person_id", "month", "amount"]].merge(p[["person_id", "index_date", "end"]], on="person_id")
-        inside = (s["month"] >= s["index_date"]) & (s["month"] <= s["end"])
-        budget = s.loc[inside, "amount"].astype(float).groupby(s.loc[inside, "person_id"]).sum()
-    p["budget_cost"] = p["person_id"].map(budget).fillna(0.0).astype(float)
+        s, after, _, value = _months_in(spend.rename(columns={"amount": "_amount"}), p, "_amount")
+        budget = value[after].groupby(s.loc[after, "person_id"]).sum()
+    gross_budget = p["person_id"].map(budget).fillna(0.0).astype(float)
+    education = p["person_id"].map(_education_share(budgets)).fillna(0.0).astype(float)
+    p["budget_cost"] = gross_budget * (1 - education)
+    p["education_cost"] = gross_budget * education
+
+    p["services_cost"], p["baseline_services_cost"] = 0.0, 0.0
+    if services is not None and not services.empty:
+        f, after, before, value = _months_in(services, p, "cost", keep=("funder",))
+        edu = (f["funder"] == "education").to_numpy()
+        p["services_cost"] = p["person_id"].map(value[after & ~edu].groupby(f.loc[after & ~edu, "person_id"]).sum())
+        p["education_cost"] += p["person_id"].map(value[after & edu].groupby(f.loc[after & edu, "person_id"]).sum()
+                                                  ).fillna(0.0)
+        p["baseline_services_cost"] = p["person_id"].map(
+            value[before & ~edu].groupby(f.loc[before & ~edu, "person_id"]).sum())
+        p[["services_cost", "baseline_services_cost"]] = p[["services_cost", "baseline_services_cost"]].fillna(0.0)
 
     ev = events[["person_id", "event_date", "event_type"]].assign(cost=_event_costs(events)).merge(
         p[["person_id", "index_date", "end"]], on="person_id")
     after = (ev["event_date"] >= ev["index_date"]) & (ev["event_date"] <= ev["end"])
     before = (ev["event_date"] < ev["index_date"]) & (ev["event_date"] >= ev["index_date"] - window_days * day)
-    p["hospital_cost"] = p["person_id"].map(ev.loc[after].groupby("person_id")["cost"].sum()).fillna(0.0)
-    p["baseline_hospital_cost"] = p["person_id"].map(ev.loc[before].groupby("person_id")["cost"].sum()).fillna(0.0)
+    emergency = ev["event_type"] == "emergency_admission"
+
+    def total(mask):
+        return p["person_id"].map(ev.loc[mask].groupby("person_id")["cost"].sum()).fillna(0.0)
+
+    p["hospital_cost"], p["baseline_hospital_cost"] = total(after), total(before)
+    p["emergency_cost"], p["baseline_emergency_cost"] = total(after & emergency), total(before & emergency)
     prior = p["prior_service_cost"].astype(float).fillna(0.0)
     p["usual_care_cost"] = np.where((p["ipc"] == 0) & usual_care, prior * p["days"] / 365.0, 0.0)
-    p["total_cost"] = p["budget_cost"] + p["hospital_cost"] + p["usual_care_cost"]
+    p["total_cost"] = p["budget_cost"] + p["services_cost"] + p["hospital_cost"] + p["usual_care_cost"]
     p["prior_service_cost"] = prior
     return p[COST_COLUMNS]
 
 
-COST_COLUMNS = ["person_id", "group", "ipc", "cohort", "management", "days", "budget_cost", "hospital_cost",
-                "usual_care_cost", "total_cost", "baseline_hospital_cost", "prior_service_cost", "need_score"]
+COST_COLUMNS = ["person_id", "group", "ipc", "cohort", "management", "days", "died", "budget_cost", "services_cost",
+                "hospital_cost", "emergency_cost", "usual_care_cost", "total_cost", "education_cost",
+                "baseline_hospital_cost", "baseline_emergency_cost", "baseline_services_cost", "prior_service_cost",
+                "need_score"]
+
+
+def _impute_follow_up(baseline: pd.Series, follow_up: pd.Series, ipc: pd.Series) -> pd.Series:
+    """Missing follow-ups from each group's least-squares line of follow-up on baseline among
+    those with both (NaN where a group has fewer than MIN_PEOPLE_PER_GROUP of them)."""
+    out = follow_up.copy()
+    for g in (0, 1):
+        grp = ipc == g
+        both = grp & baseline.notna() & follow_up.notna()
+        if both.sum() < MIN_PEOPLE_PER_GROUP:
+            out[grp & follow_up.isna()] = np.nan
+            continue
+        slope, intercept = np.polyfit(baseline[both].to_numpy(float), follow_up[both].to_numpy(float), 1)
+        fill = grp & follow_up.isna() & baseline.notna()
+        out[fill] = intercept + slope * baseline[fill]
+    return out
+
+
+def _utility_years(costs: pd.DataFrame, surveys: pd.DataFrame, measure: str) -> tuple[pd.DataFrame, int]:
+    """Baseline, follow-up (observed or imputed) and area under the curve of ``measure`` over
+    the follow-up year for the whole analysis population; deaths count the baseline until death
+    and zero after. Returns the columns and how many people had something imputed."""
+    from .outcomes import survey_wide
+
+    wide = survey_wide(surveys, measure)
+    base = costs["person_id"].map(wide["baseline"]).astype(float)
+    follow = costs["person_id"].map(wide["follow_up"]).astype(float)
+    ipc = costs["ipc"]
+    died = costs["died"].astype(bool)
+    observed_both = base.notna() & follow.notna()
+    enough = all((observed_both & (ipc == g)).sum() >= MIN_PEOPLE_PER_GROUP for g in (0, 1))
+    out = pd.DataFrame({f"{measure}_baseline": base, f"{measure}_follow_up": follow}, index=costs.index)
+    if not enough:
+        out[f"{measure}_years"] = np.nan
+        return out, 0
+    base_filled = base.fillna(base.groupby(ipc).transform("mean"))
+    follow_filled = _impute_follow_up(base_filled, follow.where(~died), ipc)
+    alive_years = qaly_auc(base_filled, follow_filled)
+    death_years = base_filled * costs["days"] / 365.0
+    out[f"{measure}_baseline_filled"] = base_filled
+    out[f"{measure}_years"] = np.where(died, death_years, alive_years)
+    imputed = int((~died & ~observed_both).sum())
+    return out, imputed
 
 
 def economic_panel(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.DataFrame, surveys: pd.DataFrame,
                    extract_date: pd.Timestamp, **cost_options) -> pd.DataFrame:
-    """:func:`follow_up_costs` plus EQ-5D and ASCOT at baseline and follow-up and the QALYs."""
+    """:func:`follow_up_costs` plus EQ-5D and ASCOT at baseline and follow-up, the QALYs
+    (``qaly``) and ASCOT-years (``ascot_years``) of the same people; ``attrs["imputed"]`` says how
+    many people's scores were imputed per measure."""
     costs = follow_up_costs(people, budgets, events, extract_date, **cost_options)
+    imputed = {}
     for m in ("eq5d", "ascot"):
-        wide = surveys.pivot_table(index="person_id", columns="timepoint", values=m, aggfunc="first")
-        wide = wide.reindex(columns=["baseline", "follow_up"])
-        costs[f"{m}_baseline"] = costs["person_id"].map(wide["baseline"]).astype(float)
-        costs[f"{m}_follow_up"] = costs["person_id"].map(wide["follow_up"]).astype(float)
-    costs["qaly"] = qaly_auc(costs["eq5d_baseline"], costs["eq5d_follow_up"])
+        cols, imputed[m] = _utility_years(costs, surveys, m)
+        costs = pd.concat([costs, cols], axis=1)
+    costs = costs.rename(columns={"eq5d_years": "qaly"})
+    costs.attrs["imputed"] = imputed
+    emergency = events.loc[events["event_type"] == "emergency_admission", "cost"]
+    costs.attrs["cost_per_admission"] = float(emergency.mean()) if emergency.notna().any() else None
+    costs.attrs["has_services"] = bool(cost_options.get("services") is not None and len(cost_options["services"]))
     return costs
 
 
@@ -161,7 +260,13 @@ def _resample_counts(ipc: np.ndarray, n_boot: int, rng: np.random.Generator) -> 
     W = np.zeros((n_boot, len(ipc)))
     for mask in (ipc, ~ipc):
         idx = np.flatnonzero(mask)
-        W[:, idx] = rng.multinomial(len(idx), np.full(len(idx), 1.0 / len(idx)), size=n_boot)
+        m = len(idx)
+        if m == 0:
+            continue
+        # m draws with replacement per resample, counted per person by one flat bincount
+        # (a multinomial per resample is the same distribution, ~10x slower)
+        picks = rng.integers(0, m, size=(n_boot, m)) + (np.arange(n_boot) * m)[:, None]
+        W[:, idx] = np.bincount(picks.ravel(), minlength=n_boot * m).reshape(n_boot, m)
     return W
 
 
@@ -184,7 +289,9 @@ def att_difference(y: np.ndarray, X: np.ndarray, ipc: np.ndarray, W: np.ndarray 
     mean_y = wi @ y0[ipc] / wi.sum(axis=1)
     mean_x = wi @ X[ipc] / wi.sum(axis=1)[:, None]
     Xc, yc = X[~ipc], y0[~ipc]
-    xtx = np.einsum("bi,ij,ik->bjk", wc, Xc, Xc)
+    k = X.shape[1]
+    outer = (Xc[:, :, None] * Xc[:, None, :]).reshape(len(Xc), k * k)  # x x' per person: one matmul for all
+    xtx = (wc @ outer).reshape(len(wc), k, k)
     xty = wc @ (Xc * yc[:, None])
     try:
         beta = np.linalg.solve(xtx, xty[..., None])[..., 0]
@@ -236,18 +343,44 @@ def _chance(p: float) -> str:
     return "under 1%" if p < 0.01 else "over 99%" if p > 0.99 else f"{p:.0%}"
 
 
+PERSPECTIVE = ("the NHS and personal social services (council social care); education's share of budgets and "
+               "services is reported apart")
+NO_SERVICES = ("the dataset has no services table, so the comparison group's social care, community and continuing "
+               "care are unknown and the groups' costs are not comparable")
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    """How far emergency admissions would have to fall for budgets to pay for themselves."""
+
+    cost_to_recover: float  # GBP per budget holder a year: extra cost outside hospital (or the whole budget)
+    emergency_cost: float  # budget holders' emergency admission cost per person-year, year before they started
+    cost_per_admission: float | None
+    net_of_services: bool  # cost_to_recover is budget + services minus the comparison group's (else gross budget)
+
+    @property
+    def fall(self) -> float | None:
+        """Fall in emergency admissions needed, as a share (above 1: even none would not pay)."""
+        return self.cost_to_recover / self.emergency_cost if self.emergency_cost > 0 else None
+
+    @property
+    def admissions(self) -> float | None:
+        """The same as emergency admissions avoided per budget holder a year."""
+        return self.cost_to_recover / self.cost_per_admission if self.cost_per_admission else None
+
+
 @dataclass
 class CostEffectiveness:
     """What :func:`cost_effectiveness` returns. Estimates carry percentile bootstrap intervals."""
 
     n_ipc: int
     n_comparison: int
-    n_qaly: int  # people with baseline and follow-up EQ-5D
+    n_qaly: int  # people with a QALY (observed, imputed or from a death)
     costs: pd.DataFrame  # mean cost components by group
     d_cost: Estimate  # adjusted (ATT) incremental cost, GBP per person over the year
     d_cost_crude: Estimate
     d_qaly: Estimate
-    d_ascot: Estimate
+    d_ascot: Estimate  # ASCOT-years (AUC), the same population
     icer: float | None
     icer_quadrant: str | None
     nmb: dict[int, Estimate]
@@ -260,56 +393,86 @@ class CostEffectiveness:
     seed: int
     reason: str | None = None
     notes: list[str] = field(default_factory=list)
+    has_services: bool = False
+    nmb_ascot: dict[int, Estimate] = field(default_factory=dict)
+    break_even: BreakEven | None = None
+    budget_cost: float | None = None  # mean budget spend per budget holder over the year (NHS and social care)
+    education_cost: float | None = None  # mean education-funded money per budget holder (apart)
+    imputed: dict[str, int] = field(default_factory=dict)
+    deaths: int = 0
 
     @property
     def available(self) -> bool:
         return self.reason is None
 
+    @property
+    def comparable(self) -> bool:
+        """Costs of both groups are known (a services table): NMB and the CEAC can be shown."""
+        return self.available and self.has_services
+
     def messages(self, include_ascot: bool = True) -> list[str]:
         """Plain-words sentences from the numbers (``include_ascot=False`` when the outcome
-        messages already report ASCOT)."""
+        messages already report the ASCOT follow-up difference)."""
         if not self.available:
             return [f"Costs and value for money: not estimated ({self.reason})."]
+        out = [f"Value for money is from the perspective of {PERSPECTIVE}, over the year after each budget started, "
+               f"on actual spend, for the same {self.n_ipc + self.n_comparison:,} people in costs and quality of "
+               f"life ({self.deaths:,} people who died count zero quality of life from the day of death; "
+               f"{self.imputed.get('eq5d', 0):,} questionnaires with a missing score were filled from the group's "
+               "baseline-to-follow-up line)."]
+        if self.budget_cost is not None:
+            out.append(f"Budget spend averaged {_gbp(self.budget_cost)} per budget holder over the year"
+                       + (f" (plus {_gbp(self.education_cost)} of education money, reported apart)."
+                          if self.education_cost else "."))
+        if not self.has_services:
+            out.append(f"No net monetary benefit or acceptability curve is shown: {NO_SERVICES}.")
+        else:
+            dc = self.d_cost
+            direction = "more" if dc.value >= 0 else "less"
+            out.append(
+                f"Counting budget spend, outside health and care services and hospital care, budget holders cost "
+                f"{_gbp(abs(dc.value))} {direction} per person than similar people in the comparison group (95% CI "
+                f"{_gbp(dc.low)} to {_gbp(dc.high)}), allowing for their hospital and service costs in the year before.")
+            out += self._value_messages()
+        be = self.break_even
+        if be is not None and be.fall is not None:
+            what = "the extra cost outside hospital" if be.net_of_services else "the whole budget spend"
+            if be.fall > 1:
+                out.append(f"Break-even: to pay for {what} ({_gbp(be.cost_to_recover)} a year) emergency admissions "
+                           f"would have to fall by more than they cost ({be.fall:.0%} of {_gbp(be.emergency_cost)} a "
+                           "year per budget holder): hospital savings alone cannot pay for budgets here.")
+            elif be.cost_to_recover <= 0:
+                out.append("Break-even: budgets cost no more than usual care outside hospital, so they pay for "
+                           "themselves without any fall in emergency admissions.")
+            else:
+                per_person = f" ({be.admissions:.2f} admissions per budget holder a year)" if be.admissions else ""
+                out.append(f"Break-even: emergency admissions would have to fall by {be.fall:.0%}{per_person} to pay "
+                           f"for {what} ({_gbp(be.cost_to_recover)} a year).")
+        return out
+
+    def _value_messages(self) -> list[str]:
         out = []
-        dc = self.d_cost
-        budget = "agreed budgets prorated to the year" if self.basis == "agreed" else "budget spend in the year"
-        kept = (", and for the comparison group the cost of the services they had before, carried forward"
-                if self.usual_care else "")
-        direction = "more" if dc.value >= 0 else "less"
-        out.append(
-            f"Over the year after the budget started, budget holders cost {_gbp(abs(dc.value))} {direction} per person "
-            f"than similar people in the comparison group (95% CI {_gbp(dc.low)} to {_gbp(dc.high)}). Costs count "
-            f"{budget} and hospital care{kept}; the comparison allows for hospital and service costs in the year "
-            "before."
-        )
-        if not self.usual_care:
-            out.append("The comparison group's own social-care and community services are not in the data, so where "
-                       "budgets replaced such services the extra cost is overstated.")
-        if self.d_qaly.available:
-            q = self.d_qaly
-            out.append(f"Over the year, budget holders had {q.value:+.3f} QALYs per person against the comparison group "
-                       f"(95% CI {q.low:+.3f} to {q.high:+.3f}), from EQ-5D at the start and a year on, adjusted for "
-                       "the starting score.")
-            for wtp in sorted(self.nmb):
-                n = self.nmb[wtp]
-                out.append(
-                    f"Valuing a QALY at {_gbp(wtp)}, the net monetary benefit is {_gbp(n.value)} per person (95% CI "
+        if not self.d_qaly.available:
+            return [f"QALYs: not estimated ({self.d_qaly.reason})."]
+        q = self.d_qaly
+        out.append(f"Over the year, budget holders had {q.value:+.3f} QALYs per person against the comparison group "
+                   f"(95% CI {q.low:+.3f} to {q.high:+.3f}), from EQ-5D, adjusted for the starting score.")
+        for wtp in sorted(self.nmb):
+            n, a = self.nmb[wtp], self.nmb_ascot.get(wtp)
+            text = (f"Valuing a QALY at {_gbp(wtp)}, the net monetary benefit is {_gbp(n.value)} per person (95% CI "
                     f"{_gbp(n.low)} to {_gbp(n.high)}); the chance that budgets are cost-effective is "
                     f"{_chance(self.p_cost_effective[wtp])}.")
-            if self.icer is not None and q.low > 0:
-                out.append(f"That is {_gbp(self.icer)} per QALY gained ({self.icer_quadrant}).")
-            elif self.icer is None:
-                out.append(f"Budgets were {self.icer_quadrant} on the central estimates.")
-            else:
-                out.append("The QALY difference is too uncertain for a stable cost per QALY; the net monetary "
-                           "benefit and the acceptability curve are the figures to read.")
+            if a is not None and a.available:
+                text += (f" On social-care quality of life (ASCOT valued the same way, as the 2012 evaluation did) it is "
+                         f"{_gbp(a.value)} (95% CI {_gbp(a.low)} to {_gbp(a.high)}).")
+            out.append(text)
+        if self.icer is not None and (q.low > 0 or q.high < 0):
+            out.append(f"That is {_gbp(self.icer)} per QALY gained ({self.icer_quadrant}).")
+        elif self.icer is None and self.icer_quadrant and (q.low > 0 or q.high < 0):
+            out.append(f"Budgets were {self.icer_quadrant} on the central estimates.")
         else:
-            out.append(f"QALYs: not estimated ({self.d_qaly.reason}).")
-        if include_ascot and self.d_ascot.available:
-            a = self.d_ascot
-            out.append(f"Social-care quality of life (ASCOT) a year on differed by {a.value:+.3f} points, budget "
-                       f"holders minus comparison (95% CI {a.low:+.3f} to {a.high:+.3f}): a benefit QALYs from EQ-5D "
-                       "do not capture.")
+            out.append("The QALY difference cannot be told from zero, so no cost per QALY is given; the net monetary "
+                       "benefit and the acceptability curve are the figures to read.")
         return out
 
 
@@ -318,38 +481,63 @@ def _estimate(point: float, draws: np.ndarray, n: int) -> Estimate:
     return Estimate(float(point), float(lo), float(hi), n=int(n))
 
 
+def _break_even(panel: pd.DataFrame, ipc: np.ndarray, has_services: bool, adjust: bool) -> BreakEven | None:
+    """Break-even fall in emergency admissions (see the module docstring)."""
+    if not ipc.any():
+        return None
+    outside = (panel["budget_cost"] + panel["services_cost"]).to_numpy(dtype=float)
+    if has_services:
+        X = _design(panel, ("baseline_services_cost", "prior_service_cost")) if adjust else np.ones((len(panel), 1))
+        cost = float(att_difference(outside, X, ipc)[0])
+    else:
+        cost = float(panel.loc[ipc, "budget_cost"].mean())
+    years = panel.loc[ipc, "days"].sum() / 365.0
+    per_year = cost * len(panel.loc[ipc]) / years if years > 0 else cost  # a year's worth per budget holder
+    emergency = float(panel.loc[ipc, "baseline_emergency_cost"].mean())  # the 365 days before: a year
+    admissions = panel.attrs.get("cost_per_admission")
+    return BreakEven(per_year, emergency, admissions, has_services)
+
+
 def cost_effectiveness(panel: pd.DataFrame, n_boot: int = N_BOOT, seed: int = SEED,
                        wtp_thresholds: tuple[int, ...] = WTP_THRESHOLDS, wtp_grid: np.ndarray = WTP_GRID,
-                       adjust: bool = True, basis: str = "agreed", usual_care: bool = False) -> CostEffectiveness:
-    """Incremental cost, QALYs, ASCOT gain, ICER, NMB and the acceptability curve from
-    :func:`economic_panel`'s frame (``basis``/``usual_care`` only label the result: pass the
-    same options to economic_panel)."""
+                       adjust: bool = True, basis: str = "spend", usual_care: bool = False,
+                       has_services: bool | None = None) -> CostEffectiveness:
+    """Incremental cost, QALYs, ASCOT-years, ICER, NMB (EQ-5D and ASCOT), the acceptability
+    curve and the break-even from :func:`economic_panel`'s frame. Without a services table
+    (``has_services`` False; by default read from the panel) the incremental cost, NMB and
+    acceptability curve are computed but flagged not comparable (:attr:`comparable`)."""
+    has_services = panel.attrs.get("has_services", False) if has_services is None else has_services
     ipc = panel["ipc"].to_numpy() == 1
     n_ipc, n_comp = int(ipc.sum()), int((~ipc).sum())
     has_qaly = panel["qaly"].notna().to_numpy()
     n_qaly = int(has_qaly.sum())
-    costs = panel.groupby("group")[["budget_cost", "hospital_cost", "usual_care_cost", "total_cost"]].mean()
+    costs = panel.groupby("group")[["budget_cost", "services_cost", "hospital_cost", "usual_care_cost", "total_cost",
+                                    "education_cost"]].mean()
     empty = pd.DataFrame(columns=["d_cost", "d_qaly", "d_ascot"])
+    common = dict(has_services=has_services, imputed=dict(panel.attrs.get("imputed", {})),
+                  deaths=int(panel["died"].sum()) if "died" in panel.columns else 0)
     if min(n_ipc, n_comp) < MIN_PEOPLE_PER_GROUP:
         reason = (f"too few people with a completed follow-up year for a stable estimate ({n_ipc} budget holders, "
                   f"{n_comp} comparison)")
         na = Estimate(None, n=n_ipc + n_comp, reason=reason)
         return CostEffectiveness(n_ipc, n_comp, n_qaly, costs, na, na, na, na, None, None,
                                  {w: na for w in wtp_thresholds}, {}, empty, pd.DataFrame(columns=["wtp", "probability"]),
-                                 basis, usual_care, n_boot, seed, reason)
+                                 basis, usual_care, n_boot, seed, reason, **common)
 
-    cost_x = _design(panel, COST_COVARIATES) if adjust else np.ones((len(panel), 1))
-    qaly_x = _design(panel, ("eq5d_baseline",)) if adjust else np.ones((len(panel), 1))
-    ascot = np.where(panel[["ascot_baseline", "ascot_follow_up"]].notna().all(axis=1),
-                     panel["ascot_follow_up"], np.nan)
-    ascot_x = _design(panel, ("ascot_baseline",)) if adjust else np.ones((len(panel), 1))
+    cost_cov = COST_COVARIATES + (("baseline_services_cost",) if has_services else ())
+    cost_x = _design(panel, cost_cov) if adjust else np.ones((len(panel), 1))
+    qaly_x = _design(panel, ("eq5d_baseline_filled",)) if adjust and "eq5d_baseline_filled" in panel else np.ones((len(panel), 1))
+    ascot_x = (_design(panel, ("ascot_baseline_filled",)) if adjust and "ascot_baseline_filled" in panel
+               else np.ones((len(panel), 1)))
     y_cost = panel["total_cost"].to_numpy(dtype=float)
     y_qaly = panel["qaly"].to_numpy(dtype=float)
-    outcomes = {"d_cost": (y_cost, cost_x), "d_qaly": (y_qaly, qaly_x), "d_ascot": (ascot, ascot_x)}
-    n_with = {"d_cost": (n_ipc, n_comp), "d_qaly": (int((has_qaly & ipc).sum()), int((has_qaly & ~ipc).sum())),
-              "d_ascot": (int((~np.isnan(ascot) & ipc).sum()), int((~np.isnan(ascot) & ~ipc).sum()))}
+    y_ascot = panel["ascot_years"].to_numpy(dtype=float)
+    outcomes = {"d_cost": (y_cost, cost_x), "d_qaly": (y_qaly, qaly_x), "d_ascot": (y_ascot, ascot_x)}
+    n_with = {k: (int((~np.isnan(y) & ipc).sum()), int((~np.isnan(y) & ~ipc).sum())) for k, (y, _) in outcomes.items()}
     enough = {k: min(v) >= MIN_PEOPLE_PER_GROUP for k, v in n_with.items()}
 
+    outcomes["crude"] = (y_cost, np.ones((len(panel), 1)))
+    enough["crude"] = True
     rng = np.random.default_rng(seed)
     draws = {k: [] for k in outcomes}
     for start in range(0, n_boot, _CHUNK):
@@ -359,39 +547,55 @@ def cost_effectiveness(panel: pd.DataFrame, n_boot: int = N_BOOT, seed: int = SE
                 draws[k].append(att_difference(y, X, ipc, W))
     draws = {k: (np.concatenate(v) if v else np.full(n_boot, np.nan)) for k, v in draws.items()}
     points = {k: float(att_difference(y, X, ipc)[0]) if enough[k] else None for k, (y, X) in outcomes.items()}
+    d_cost_crude = _estimate(points.pop("crude"), draws.pop("crude"), n_ipc + n_comp)
+    del outcomes["crude"]
     est = {}
     for k in outcomes:
         n = sum(n_with[k])
         if enough[k]:
             est[k] = _estimate(points[k], draws[k], n)
         else:
-            est[k] = Estimate(None, n=n, reason=f"too few people with both questionnaires ({n_with[k][0]} budget "
+            est[k] = Estimate(None, n=n, reason=f"too few people with questionnaires ({n_with[k][0]} budget "
                                                   f"holders, {n_with[k][1]} comparison)")
-    crude_draws = att_difference(y_cost, np.ones((len(panel), 1)), ipc,
-                                 _resample_counts(ipc, n_boot, np.random.default_rng(seed + 1)))
-    d_cost_crude = _estimate(float(att_difference(y_cost, np.ones((len(panel), 1)), ipc)[0]), crude_draws,
-                             n_ipc + n_comp)
     frame = pd.DataFrame(draws)
-    nmb, p_ce, ceac = {}, {}, pd.DataFrame(columns=["wtp", "probability"])
+    nmb, nmb_ascot, p_ce, ceac = {}, {}, {}, pd.DataFrame(columns=["wtp", "probability"])
     ratio, quadrant = None, None
-    if enough["d_qaly"]:
+    for key, target in (("d_qaly", nmb), ("d_ascot", nmb_ascot)):
         for wtp in wtp_thresholds:
-            values = net_monetary_benefit(frame["d_qaly"], frame["d_cost"], wtp)
-            nmb[wtp] = _estimate(float(net_monetary_benefit(points["d_qaly"], points["d_cost"], wtp)), values,
-                                 sum(n_with["d_qaly"]))
-            p_ce[wtp] = float((values > 0).mean())
+            if not enough[key]:
+                target[wtp] = Estimate(None, n=sum(n_with[key]), reason=est[key].reason)
+                continue
+            values = net_monetary_benefit(frame[key], frame["d_cost"], wtp)
+            target[wtp] = _estimate(float(net_monetary_benefit(points[key], points["d_cost"], wtp)), values,
+                                    sum(n_with[key]))
+            if key == "d_qaly":
+                p_ce[wtp] = float((values > 0).mean())
+    if enough["d_qaly"]:
         ceac = acceptability_curve(frame, wtp_grid)
-        ratio, quadrant = icer(points["d_cost"], points["d_qaly"])
-    else:
-        nmb = {w: Estimate(None, n=sum(n_with["d_qaly"]), reason=est["d_qaly"].reason) for w in wtp_thresholds}
+        q = est["d_qaly"]
+        if q.low > 0 or q.high < 0:  # no ICER where the QALY difference cannot be told from zero
+            ratio, quadrant = icer(points["d_cost"], points["d_qaly"])
+    be = _break_even(panel, ipc, has_services, adjust)
+    budget = float(panel.loc[ipc, "budget_cost"].mean())
+    education = float(panel.loc[ipc, "education_cost"].mean())
     return CostEffectiveness(n_ipc, n_comp, n_qaly, costs, est["d_cost"], d_cost_crude, est["d_qaly"],
-                             est["d_ascot"], ratio, quadrant, nmb, p_ce, frame, ceac, basis, usual_care, n_boot, seed)
+                             est["d_ascot"], ratio, quadrant, nmb, p_ce, frame, ceac, basis, usual_care, n_boot, seed,
+                             nmb_ascot=nmb_ascot, break_even=be, budget_cost=budget, education_cost=education, **common)
 
 
 def analyse_economics(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.DataFrame, surveys: pd.DataFrame,
-                      extract_date: pd.Timestamp, basis: str = "agreed", spend: pd.DataFrame | None = None,
-                      usual_care: bool = False, n_boot: int = N_BOOT, seed: int = SEED) -> CostEffectiveness:
-    """:func:`economic_panel` then :func:`cost_effectiveness`, with the options passed to both."""
+                      extract_date: pd.Timestamp, basis: str = "spend", spend: pd.DataFrame | None = None,
+                      usual_care: bool = False, n_boot: int = N_BOOT, seed: int = SEED,
+                      services: pd.DataFrame | None = None) -> CostEffectiveness:
+    """:func:`economic_panel` then :func:`cost_effectiveness`, with the options passed to both.
+    ``basis="spend"`` (actual spend) needs ``spend``; without it agreed budgets are used and a
+    note says so."""
+    notes = []
+    if basis == "spend" and spend is None:
+        basis = "agreed"
+        notes.append("No spend table was given, so budgets are costed at their agreed value, not actual spend.")
     panel = economic_panel(people, budgets, events, surveys, extract_date, basis=basis, spend=spend,
-                           usual_care=usual_care)
-    return cost_effectiveness(panel, n_boot=n_boot, seed=seed, basis=basis, usual_care=usual_care)
+                           usual_care=usual_care, services=services)
+    result = cost_effectiveness(panel, n_boot=n_boot, seed=seed, basis=basis, usual_care=usual_care)
+    result.notes.extend(notes)
+    return result

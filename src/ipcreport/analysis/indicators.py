@@ -90,11 +90,14 @@ def national_table(site_tables: list[dict[str, pd.DataFrame]], extract_date: pd.
     """Every site's indicators with the context peer groups need: long form, one row per
     site and indicator (site_code, site_name, region, population, imd_score, indicator,
     numerator, denominator)."""
+    from .meta import site_estimate  # each site's admissions estimate, so a briefing can quote the pooled one
+
     frames = []
     for tables in site_tables:
         context = site_context(tables)
         frames.append(site_indicators(tables, extract_date, months).assign(**{k: v for k, v in context.items()
-                                                                              if k != "site_code"}))
+                                                                              if k != "site_code"},
+                                                                           **site_estimate(tables, extract_date)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -104,6 +104,7 @@ class Estimate:
     high: float | None = None
     n: int = 0
     reason: str | None = None
+    se: float | None = None  # standard error on the model's scale (log for rate ratios)
 
     @property
     def available(self) -> bool:
@@ -218,16 +219,9 @@ def did_rate_ratio(panel: pd.DataFrame, weights: "pd.Series | PropensityModel | 
     ``covariates``: optional panel columns entered with their
     interaction with ``after`` (regression adjustment for covariate-dependent trends).
     """
-    n_ipc, n_comp = _group_sizes(panel)
-    n = n_ipc + n_comp
-    if min(n_ipc, n_comp) < min_people:
-        return _none(n, f"too few people for a stable estimate ({n_ipc} budget holders, {n_comp} comparison)")
-    count_col = "episodes" if "episodes" in panel.columns else "events"
-    cells = panel.groupby(["ipc", "after"])[count_col].sum().reindex(
-        pd.MultiIndex.from_product([[0, 1], [0, 1]]), fill_value=0)
-    if cells.min() < min_events:
-        return _none(n, f"too few events for a stable estimate (fewest in any group and period: "
-                        f"{int(cells.min())}; at least {min_events} needed)")
+    if (few := _too_few(panel, min_people, min_events)) is not None:
+        return few
+    n = sum(_group_sizes(panel))
     ipc = panel["ipc"].to_numpy(dtype=float)
     after = panel["after"].to_numpy(dtype=float)
     x = [np.ones(len(panel)), ipc, after, ipc * after]
@@ -259,7 +253,152 @@ def did_rate_ratio(panel: pd.DataFrame, weights: "pd.Series | PropensityModel | 
         se = float(np.sqrt(_stacked_variance(weights, person, X, kwargs["var_weights"], y - mu, mu)[3, 3]))
     if not np.isfinite(beta) or not np.isfinite(se) or se == 0:
         return _none(n, "the model did not give a finite estimate")
-    return Estimate(float(np.exp(beta)), float(np.exp(beta - Z95 * se)), float(np.exp(beta + Z95 * se)), n=n)
+    return Estimate(float(np.exp(beta)), float(np.exp(beta - Z95 * se)), float(np.exp(beta + Z95 * se)), n=n, se=se)
+
+
+def _person_pairs(panel: pd.DataFrame) -> pd.DataFrame:
+    """One row per person with both windows: y0, y1 (the measure), t0, t1 (years), ipc."""
+    cols = ["person_id", "events", "years"]
+    before = panel.loc[panel["after"] == 0, cols + ["ipc"]].rename(columns={"events": "y0", "years": "t0"})
+    after = panel.loc[panel["after"] == 1, cols].rename(columns={"events": "y1", "years": "t1"})
+    out = before.merge(after, on="person_id")  # people with both windows
+    out["ipc"] = out["ipc"].astype(float)
+    return out[["person_id", "y0", "y1", "t0", "t1", "ipc"]].reset_index(drop=True)
+
+
+def _too_few(panel: pd.DataFrame, min_people: int, min_events: int) -> Estimate | None:
+    """The reason (as an empty Estimate) a panel is too small for a rate ratio, or None."""
+    n_ipc, n_comp = _group_sizes(panel) if len(panel) else (0, 0)
+    n = n_ipc + n_comp
+    if min(n_ipc, n_comp) < min_people:
+        return _none(n, f"too few people for a stable estimate ({n_ipc} budget holders, {n_comp} comparison)")
+    count_col = "episodes" if "episodes" in panel.columns else "events"
+    cells = panel.groupby(["ipc", "after"])[count_col].sum().reindex(
+        pd.MultiIndex.from_product([[0, 1], [0, 1]]), fill_value=0)
+    if cells.min() < min_events:
+        return _none(n, f"too few events for a stable estimate (fewest in any group and period: "
+                        f"{int(cells.min())}; at least {min_events} needed)")
+    return None
+
+
+def conditional_rate_ratio(panel: pd.DataFrame, weights: "pd.Series | PropensityModel | None" = None,
+                           min_people: int = MIN_PEOPLE_PER_GROUP, min_events: int = MIN_EVENTS_PER_CELL) -> Estimate:
+    """Difference-in-differences rate ratio from a conditional (person fixed-effect) Poisson model.
+
+    Each person is compared with themselves: given their total over the two windows, the
+    after-window count is binomial with log-odds log(t1/t0) + a + b * ipc (the person's own
+    level cancels out), so exp(b) is the incidence rate ratio. This is exactly the conditional
+    likelihood of a Poisson model with a fixed effect per person (statsmodels'
+    ConditionalPoisson gives the same b); people with no events in either window carry no
+    information. Who leaves early cannot shift it (frail people leaving changes the mix of a
+    pooled model's after window, not a person's own ratio). Errors: robust sandwich (one row per
+    person, so clustered on the person), valid when counts are overdispersed (bed days). With
+    ``weights`` the person rows are weighted; a :class:`PropensityModel` adds its own
+    estimation to the interval (stacked sandwich)."""
+    if (few := _too_few(panel, min_people, min_events)) is not None:
+        return few
+    pairs = _person_pairs(panel)
+    n = len(pairs)
+    pairs = pairs[(pairs["y0"] + pairs["y1"]) > 0]
+    X = np.column_stack([np.ones(len(pairs)), pairs["ipc"].to_numpy(dtype=float)])
+    if len(pairs) < 3 or X[:, 1].min() == X[:, 1].max():
+        return _none(n, "too few people with events in either window")
+    y1, total = pairs["y1"].to_numpy(dtype=float), (pairs["y0"] + pairs["y1"]).to_numpy(dtype=float)
+    offset = np.log(pairs["t1"].to_numpy(dtype=float) / pairs["t0"].to_numpy(dtype=float))
+    w, person = np.ones(len(pairs)), None
+    if weights is not None:
+        w, person = _person_weights(pairs, weights)
+    try:
+        fit = sm.GLM(np.column_stack([y1, total - y1]), X, family=sm.families.Binomial(), offset=offset,
+                     var_weights=w).fit()
+    except (np.linalg.LinAlgError, ValueError) as err:  # pragma: no cover - degenerate data
+        return _none(n, f"the model could not be fitted ({err})")
+    p = np.asarray(fit.mu, dtype=float)
+    resid, slope = y1 - total * p, total * p * (1 - p)  # score residual and its derivative
+    if person is not None:
+        V = _stacked_variance(weights, person, X, w, resid, slope)
+    else:
+        bread = np.linalg.inv((X * (w * slope)[:, None]).T @ X)
+        meat = (X * (w * resid)[:, None]).T @ (X * (w * resid)[:, None])
+        V = bread @ meat @ bread * len(pairs) / (len(pairs) - 1)
+    beta, se = float(fit.params[1]), float(np.sqrt(V[1, 1]))
+    if not np.isfinite(beta) or not np.isfinite(se) or se == 0:
+        return _none(n, "the model did not give a finite estimate")
+    return Estimate(float(np.exp(beta)), float(np.exp(beta - Z95 * se)), float(np.exp(beta + Z95 * se)), n=n, se=se)
+
+
+Z80 = float(stats.norm.ppf(0.80))
+
+
+def minimum_detectable_ratio(se: float, power: float = 0.80) -> float:
+    """The smallest fall (as a rate ratio below 1) a two-sided 5% test detects with ``power``,
+    given the standard error of the log rate ratio: exp(-(z_0.975 + z_power) x se)."""
+    return float(np.exp(-(Z95 + stats.norm.ppf(power)) * se))
+
+
+def interval_words(est: Estimate) -> str:
+    """A ratio's 95% interval in words: 'consistent with anything from a 28% fall to a 2% rise'."""
+    def change(r: float) -> str:
+        pct = abs(r - 1) * 100
+        if pct < 0.5:
+            return "no change"
+        return f"a {pct:.0f}% {'fall' if r < 1 else 'rise'}"
+    return f"consistent with anything from {change(est.low)} to {change(est.high)}"
+
+
+def pre_trend(people: pd.DataFrame, events: pd.DataFrame, extract_date: pd.Timestamp,
+              coverage_share: float = 0.5) -> Estimate:
+    """Did the groups' emergency admissions already move differently before the budget started?
+
+    The same conditional model on the second year before index against the first (index
+    shifted back 365 days), where the data cover it: the events table must hold, for these
+    people, at least ``coverage_share`` as many emergency admissions in year -2 as in year -1
+    (the contract only guarantees 12 months before index). A ratio near 1 supports the DiD's
+    parallel-trends assumption."""
+    shifted = people.assign(index_date=people["index_date"] - pd.Timedelta(days=WINDOW_DAYS), exit_date=pd.NaT)
+    panel = before_after_panel(shifted, events, "emergency_admission", extract_date)
+    earlier, later = (panel.loc[panel["after"] == t, "episodes"].sum() for t in (0, 1))
+    if later == 0 or earlier < coverage_share * later:
+        return _none(len(people), "the data do not cover more than 12 months before each person's start")
+    return conditional_rate_ratio(panel)
+
+
+EXIT_COLUMNS = ["group", "people", "person_years", "exits", "died", "moved", "left_programme", "unknown_reason",
+                "exit_rate", "death_rate"]
+
+
+def exits_by_group(people: pd.DataFrame, extract_date: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, Estimate]]:
+    """Exits and deaths after index by group: counts by reason, rates per 100 person-years
+    (index to exit or extract date), and rate ratios budget holders / comparison (Wald interval
+    on the log scale, sqrt(1/a + 1/b)) for all exits and for deaths."""
+    p = people.copy()
+    end = p["exit_date"].fillna(pd.Timestamp(extract_date))
+    p["years"] = ((end - p["index_date"]).dt.days + 1) / DAYS_PER_YEAR
+    reason = p["exit_reason"] if "exit_reason" in p.columns else pd.Series(pd.NA, index=p.index)
+    exited = p["exit_date"].notna()
+    rows = []
+    for group in ("ipc", "comparison"):
+        g = p["group"] == group
+        r = reason[g & exited]
+        rows.append({"group": group, "people": int(g.sum()), "person_years": float(p.loc[g, "years"].sum()),
+                     "exits": int((g & exited).sum()), "died": int((r == "died").sum()),
+                     "moved": int((r == "moved").sum()), "left_programme": int((r == "left_programme").sum()),
+                     "unknown_reason": int(r.isna().sum())})
+    table = pd.DataFrame(rows, columns=EXIT_COLUMNS[:-2]).set_index("group")
+    table["exit_rate"] = 100 * table["exits"] / table["person_years"]
+    table["death_rate"] = 100 * table["died"] / table["person_years"]
+    ratios = {}
+    for key, col in (("exits", "exits"), ("deaths", "died")):
+        a, b = table.loc["ipc", col], table.loc["comparison", col]
+        n = int(table["people"].sum())
+        if min(table["people"]) < MIN_PEOPLE_PER_GROUP or min(a, b) < 5:
+            ratios[key] = _none(n, f"too few {key} for a rate ratio ({a} budget holders, {b} comparison)")
+            continue
+        ratio = (a / table.loc["ipc", "person_years"]) / (b / table.loc["comparison", "person_years"])
+        se = float(np.sqrt(1 / a + 1 / b))
+        ratios[key] = Estimate(float(ratio), float(ratio * np.exp(-Z95 * se)), float(ratio * np.exp(Z95 * se)), n=n,
+                               se=se)
+    return table.reset_index(), ratios
 
 
 def ratio_of_rate_ratios(panel: pd.DataFrame) -> float:
@@ -277,7 +416,7 @@ SUBGROUP_COLUMNS = ["outcome", "dimension", "subgroup", "irr", "low", "high", "n
 
 
 def _subgroup_row(outcome: str, dimension: str, subgroup: str, panel: pd.DataFrame, **kw) -> dict:
-    est = did_rate_ratio(panel, **kw)
+    est = conditional_rate_ratio(panel, **kw)
     n_ipc, n_comp = _group_sizes(panel) if len(panel) else (0, 0)
     return {"outcome": outcome, "dimension": dimension, "subgroup": subgroup, "irr": est.value, "low": est.low,
             "high": est.high, "n": n_ipc + n_comp, "n_ipc": n_ipc, "n_comparison": n_comp,
@@ -331,10 +470,23 @@ def rates_by_group(panel: pd.DataFrame) -> pd.DataFrame:
 # quality of life: ANCOVA
 
 
+def survey_wide(surveys: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """``measure`` at baseline and follow-up, one row per person (index person_id); empty, with
+    both columns, when there are no questionnaires or none answered the measure."""
+    s = surveys.dropna(subset=[measure]) if measure in surveys.columns else surveys.iloc[0:0]
+    if s.empty:
+        return pd.DataFrame({"baseline": pd.Series(dtype=float), "follow_up": pd.Series(dtype=float)},
+                            index=pd.Index([], name="person_id", dtype=object))
+    s = s.drop_duplicates(["person_id", "timepoint"])  # the contract allows one of each; keep the first
+    wide = s.set_index(["person_id", "timepoint"])[measure].astype(float).unstack("timepoint")
+    wide.columns = wide.columns.astype(str)
+    wide.columns.name = None
+    return wide.reindex(columns=["baseline", "follow_up"])
+
+
 def quality_of_life_panel(people: pd.DataFrame, surveys: pd.DataFrame, measure: str) -> pd.DataFrame:
     """One row per person with both a baseline and a follow-up value of ``measure``."""
-    wide = surveys.pivot_table(index="person_id", columns="timepoint", values=measure, aggfunc="first")
-    wide = wide.reindex(columns=["baseline", "follow_up"]).dropna()
+    wide = survey_wide(surveys, measure).dropna()
     keep = [c for c in ("person_id", "group", "cohort", "management", "age", "need_score", "prior_service_cost",
                         "imd_decile") if c in people.columns]
     out = wide.reset_index().merge(people[keep], on="person_id")
@@ -379,24 +531,67 @@ def ancova_difference(panel: pd.DataFrame, covariates: list[str] | None = None, 
     return Estimate(b, b - Z95 * se, b + Z95 * se, n=n)
 
 
+def change_score_difference(panel: pd.DataFrame, min_people: int = MIN_PEOPLE_PER_GROUP) -> Estimate:
+    """Difference in mean change (follow-up minus baseline), budget holders minus comparison
+    (OLS of the change on group, HC3 errors). Beside ANCOVA where the groups start apart: ANCOVA
+    assumes a gap at the start would have shrunk toward the mean, the change score that it
+    would have persisted; the truth usually lies between them (Lord's paradox)."""
+    n_ipc, n_comp = _group_sizes(panel)
+    if min(n_ipc, n_comp) < min_people:
+        return _none(n_ipc + n_comp, f"too few paired questionnaires ({n_ipc} budget holders, {n_comp} comparison)")
+    X = np.column_stack([np.ones(len(panel)), panel["ipc"].to_numpy(dtype=float)])
+    fit = sm.OLS((panel["follow_up"] - panel["baseline"]).to_numpy(dtype=float), X).fit(cov_type="HC3")
+    b, se = float(fit.params[1]), float(fit.bse[1])
+    return Estimate(b, b - Z95 * se, b + Z95 * se, n=n_ipc + n_comp, se=se)
+
+
 def quality_of_life_table(people: pd.DataFrame, surveys: pd.DataFrame, measures: tuple[str, ...] = QOL_MEASURES,
                           weights: "pd.Series | PropensityModel | None" = None) -> pd.DataFrame:
-    """Per measure: mean baseline and follow-up by group, crude and adjusted ANCOVA differences."""
+    """Per measure: mean baseline and follow-up by group, crude and adjusted ANCOVA differences,
+    the change-score difference, and the baseline standardised difference with the largest
+    that chance gives at that size (``baseline_apart``: beyond it)."""
     rows = []
     for m in measures:
         panel = quality_of_life_panel(people, surveys, m)
         adj = ancova_difference(panel, weights=weights)
         crude = ancova_difference(panel, adjust=False)
+        change = change_score_difference(panel)
         g = panel.groupby("ipc")[["baseline", "follow_up"]].mean()
+        smd, band = _baseline_gap(panel)
         rows.append({
             "measure": m,
             "baseline_ipc": g["baseline"].get(1), "follow_up_ipc": g["follow_up"].get(1),
             "baseline_comparison": g["baseline"].get(0), "follow_up_comparison": g["follow_up"].get(0),
             "diff": adj.value, "low": adj.low, "high": adj.high,
             "crude_diff": crude.value, "crude_low": crude.low, "crude_high": crude.high,
+            "change_diff": change.value, "change_low": change.low, "change_high": change.high,
+            "baseline_smd": smd, "chance_smd": band,
+            "baseline_apart": bool(np.isfinite(smd) and abs(smd) > max(SMD_THRESHOLD, band)),
             "n": adj.n, "reason": adj.reason,
         })
     return pd.DataFrame(rows)
+
+
+def chance_smd(n_ipc: int, n_comparison: int, comparisons: int = 1, alpha: float = 0.05) -> float:
+    """The largest |standardised difference| chance gives between two random groups of these
+    sizes: z x sqrt(1/n_ipc + 1/n_comparison) (the SMD's standard error under random
+    allocation), with z for a two-sided ``alpha`` shared over ``comparisons`` covariates
+    (Bonferroni), so that across the whole balance table a false alarm happens about
+    ``alpha`` of the time. Infinite when a group is empty."""
+    if min(n_ipc, n_comparison) < 1:
+        return float("inf")
+    z = stats.norm.ppf(1 - alpha / (2 * max(comparisons, 1)))
+    return float(z * np.sqrt(1 / n_ipc + 1 / n_comparison))
+
+
+def _baseline_gap(panel: pd.DataFrame) -> tuple[float, float]:
+    """(SMD of the baseline score, the chance band for one comparison) of a QoL panel."""
+    a = panel.loc[panel["ipc"] == 1, "baseline"].to_numpy(dtype=float)
+    b = panel.loc[panel["ipc"] == 0, "baseline"].to_numpy(dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        return float("nan"), float("inf")
+    sd = np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
+    return (float((a.mean() - b.mean()) / sd) if sd > 0 else 0.0), chance_smd(len(a), len(b))
 
 
 def follow_up_completeness(people: pd.DataFrame, surveys: pd.DataFrame,
@@ -537,7 +732,8 @@ def standardised_differences(covariates: pd.DataFrame, weights: pd.Series | None
         x = covariates[c].to_numpy(dtype=float)
         ok = ~np.isnan(x)
         a, b = x[ok & ipc], x[ok & ~ipc]
-        row = {"covariate": c, "mean_ipc": np.nan, "mean_comparison": np.nan, "smd": np.nan}
+        row = {"covariate": c, "mean_ipc": np.nan, "mean_comparison": np.nan, "smd": np.nan,
+               "n_ipc": int(len(a)), "n_comparison": int(len(b))}
         if len(a) > 1 and len(b) > 1:
             sd = np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
             row.update(mean_ipc=a.mean(), mean_comparison=b.mean(),
@@ -687,34 +883,49 @@ def _person_weights(panel: pd.DataFrame, weights) -> tuple[np.ndarray, np.ndarra
 
 
 HEADLINE = ("admissions", "bed_days", "ascot", "eq5d")
+RATE_MODELS = {"conditional": lambda: conditional_rate_ratio, "pooled": lambda: did_rate_ratio}
 
 
 @dataclass
 class OutcomeResults:
     """What :func:`analyse_outcomes` returns."""
 
-    estimates: dict[str, Estimate]  # crude: DiD IRRs and covariate-adjusted ANCOVA differences
-    adjusted: dict[str, Estimate]  # propensity-weighted, only where the groups were imbalanced
+    estimates: dict[str, Estimate]  # the headline: conditional DiD IRRs and covariate-adjusted ANCOVA differences
+    adjusted: dict[str, Estimate]  # propensity-weighted (conditional DiD, ANCOVA), where a propensity model fits
     balance: pd.DataFrame
-    imbalanced: list[str]  # covariates with |SMD| > SMD_THRESHOLD
+    imbalanced: list[str]  # covariates whose |SMD| is beyond both 0.1 and what chance gives at this size
     hospital_use: pd.DataFrame  # tidy subgroup frame (all event outcomes)
     quality_of_life: pd.DataFrame
     completeness: pd.DataFrame
     missingness: MissingnessTest
     weights: "PropensityModel | None" = None
     notes: list[str] = field(default_factory=list)
+    crude: dict[str, Estimate] = field(default_factory=dict)  # pooled Poisson DiD without person effects
+    exits: pd.DataFrame = field(default_factory=pd.DataFrame)
+    exit_ratios: dict[str, Estimate] = field(default_factory=dict)
+    pre_trend: Estimate | None = None
+    not_yet_due: int = 0  # people whose follow-up year was not yet over on the extract date
+
+    def minimum_detectable(self, key: str = "admissions") -> float | None:
+        """Smallest fall (rate ratio) the headline model detects with 80% power, or None."""
+        est = self.estimates.get(key)
+        return minimum_detectable_ratio(est.se) if est is not None and est.se else None
 
 
 def headline_estimates(people: pd.DataFrame, events: pd.DataFrame, surveys: pd.DataFrame,
                        extract_date: pd.Timestamp, weights: "pd.Series | PropensityModel | None" = None,
-                       outcomes: tuple[str, ...] = HEADLINE, panels: dict | None = None) -> dict[str, Estimate]:
+                       outcomes: tuple[str, ...] = HEADLINE, panels: dict | None = None,
+                       model: str = "conditional") -> dict[str, Estimate]:
     """The headline estimates (what the briefing and metrics.json report, and what the validity
-    study checks): DiD IRRs for event outcomes, ANCOVA differences for questionnaires.
+    study checks): DiD IRRs for event outcomes (``model`` "conditional", the person
+    fixed-effect model, or "pooled", the Poisson GLM without person effects), ANCOVA
+    differences for questionnaires.
 
     ``panels``: optional dict used as a cache of the per-outcome panels, so a second call (say,
     weighted) on the same data does not rebuild them.
     """
     panels = {} if panels is None else panels
+    rate_ratio = RATE_MODELS[model]()
     out = {}
     for key in outcomes:
         if key not in panels:
@@ -724,10 +935,20 @@ def headline_estimates(people: pd.DataFrame, events: pd.DataFrame, surveys: pd.D
             else:
                 panels[key] = quality_of_life_panel(people, surveys, key)
         if key in EVENT_OUTCOMES:
-            out[key] = did_rate_ratio(panels[key], weights=weights)
+            out[key] = rate_ratio(panels[key], weights=weights)
         else:
             out[key] = ancova_difference(panels[key], weights=weights)
     return out
+
+
+def imbalanced_covariates(balance: pd.DataFrame) -> list[str]:
+    """Covariates whose |SMD| exceeds both 0.1 and what chance gives between random groups of
+    the sizes measured (:func:`chance_smd`, shared over the covariates in the table)."""
+    k = int(balance["smd"].notna().sum())
+    band = [chance_smd(a, b, k) for a, b in zip(balance["n_ipc"], balance["n_comparison"])]
+    balance["chance_smd"] = band
+    beyond = balance["smd"].abs() > np.maximum(SMD_THRESHOLD, band)
+    return balance.loc[beyond.fillna(False), "covariate"].tolist()
 
 
 def analyse_outcomes(people: pd.DataFrame, events: pd.DataFrame, surveys: pd.DataFrame,
@@ -736,20 +957,25 @@ def analyse_outcomes(people: pd.DataFrame, events: pd.DataFrame, surveys: pd.Dat
     keys = tuple(EVENT_OUTCOMES) + QOL_MEASURES
     panels: dict = {}
     estimates = headline_estimates(people, events, surveys, extract_date, outcomes=keys, panels=panels)
+    crude = headline_estimates(people, events, surveys, extract_date, outcomes=tuple(EVENT_OUTCOMES), panels=panels,
+                               model="pooled")
     cov = person_covariates(people, events, surveys)
     balance = standardised_differences(cov)
-    imbalanced = balance.loc[balance["smd"].abs() > SMD_THRESHOLD, "covariate"].tolist()
-    adjusted, weights, notes = {}, None, []
-    if imbalanced:
-        weights = propensity_model(cov)
-        if weights is None:
-            notes.append("The groups differ at baseline but a propensity model could not be fitted, so no "
-                         "adjusted estimates are shown.")
-        else:
-            balance = standardised_differences(cov, weights.weights)
-            adjusted = headline_estimates(people, events, surveys, extract_date, weights=weights, outcomes=keys,
-                                          panels=panels)
+    imbalanced = imbalanced_covariates(balance)
+    adjusted, notes = {}, []
+    weights = propensity_model(cov)
+    if weights is None:
+        notes.append("A propensity model could not be fitted (too few people, or the groups do not overlap), so no "
+                     "weighted estimates are shown.")
+    else:
+        chance = balance["chance_smd"]
+        balance = standardised_differences(cov, weights.weights)
+        balance["chance_smd"] = chance.to_numpy()
+        adjusted = headline_estimates(people, events, surveys, extract_date, weights=weights, outcomes=keys,
+                                      panels=panels)
     completeness = follow_up_completeness(people, surveys, extract_date)
+    exits, exit_ratios = exits_by_group(people, extract_date)
+    due = people["index_date"] + pd.Timedelta(days=WINDOW_DAYS) <= pd.Timestamp(extract_date) + pd.Timedelta(days=1)
     return OutcomeResults(
         estimates=estimates,
         adjusted=adjusted,
@@ -761,6 +987,11 @@ def analyse_outcomes(people: pd.DataFrame, events: pd.DataFrame, surveys: pd.Dat
         missingness=missing_follow_up_test(completeness),
         weights=weights,
         notes=notes,
+        crude=crude,
+        exits=exits,
+        exit_ratios=exit_ratios,
+        pre_trend=pre_trend(people, events, extract_date),
+        not_yet_due=int((~due).sum()),
     )
 
 
@@ -789,6 +1020,150 @@ def _diff_words(est: Estimate, higher_is_better: bool = True) -> str:
     return "no different between the groups, within the uncertainty"
 
 
+def _disagree(a: Estimate | None, b: Estimate | None, se: float) -> bool:
+    """Two ratios disagree when their logs differ by more than the headline's standard error."""
+    return bool(a is not None and b is not None and a.available and b.available
+                and abs(np.log(a.value) - np.log(b.value)) > se)
+
+
+def worse_year_before(balance: pd.DataFrame) -> bool:
+    """Did budget holders' emergency admissions in the year before differ from the comparison
+    group's by more than chance gives at these sizes (one two-sided 5% comparison)? Then part of
+    any fall after is regression to the mean, which only the weighted estimate allows for."""
+    row = balance[balance["covariate"] == "baseline_admissions_rate"]
+    if row.empty or pd.isna(row["smd"].iloc[0]):
+        return False
+    r = row.iloc[0]
+    return bool(abs(r["smd"]) > chance_smd(int(r["n_ipc"]), int(r["n_comparison"])))
+
+
+def preferred(main: Estimate | None, weighted: Estimate | None, balance: pd.DataFrame) -> str:
+    """Which admissions estimate the briefing tells the reader to believe: "weighted" where the
+    groups' year-before admissions differ beyond chance (:func:`worse_year_before`) or the
+    weighted estimate differs from the headline by more than the headline's standard error (the
+    groups differ at the start in ways that move the answer), else "conditional" (the headline,
+    which who leaves cannot move)."""
+    if main is None or not main.available or weighted is None or not weighted.available:
+        return "conditional"
+    return "weighted" if worse_year_before(balance) or _disagree(main, weighted, main.se) else "conditional"
+
+
+def which_to_believe(results: OutcomeResults, key: str = "admissions") -> str:
+    """The sentence on the headline and its sensitivity rows: which to believe when they
+    disagree, and why (from the validity study, docs/validity.md)."""
+    main, crude, weighted = results.estimates.get(key), results.crude.get(key), results.adjusted.get(key)
+    if main is None or not main.available:
+        return ""
+    if worse_year_before(results.balance) and preferred(main, weighted, results.balance) == "weighted":
+        return ("The groups' emergency admissions in the year before they started differed by more than chance "
+                "gives, so part of any change after would have happened anyway (regression to the mean): believe "
+                "the weighted estimate, which compares budget holders with people whose year before was alike.")
+    if preferred(main, weighted, results.balance) == "weighted":
+        return ("The weighted estimate differs from the headline by more than its uncertainty: the groups differed "
+                "at the start in ways that move the answer, so believe the weighted estimate, which compares each "
+                "person with themselves and budget holders with people like them at the start.")
+    if not (_disagree(main, crude, main.se) or _disagree(main, weighted, main.se)):
+        return ("The three estimates agree within the uncertainty, so neither who left early nor the groups' "
+                "differences at the start changes the answer.")
+    exits = results.exit_ratios.get("exits")
+    uneven_exits = exits is not None and exits.available and (exits.low > 1 or exits.high < 1)
+    if uneven_exits:
+        return ("They disagree. The groups left at different rates, which changes who is left in a model without "
+                "person effects: believe the headline (conditional) estimate, which compares each person with "
+                "themselves and is not moved by who leaves.")
+    return ("The estimate without person effects differs: it is moved by who leaves early, the headline "
+            "(conditional) estimate is not, so believe the headline.")
+
+
+def _admissions_messages(results: OutcomeResults) -> list[str]:
+    out = []
+    for key in ("admissions", "bed_days"):
+        est = results.estimates.get(key)
+        name = OUTCOME_NAMES[key]
+        if est is None:
+            continue
+        if not est.available:
+            out.append(f"{name}: no estimate ({est.reason}).")
+            continue
+        text = (f"{name} {_ratio_words(est)}: rate ratio {_ci(est, '{:.2f}')}, comparing each person with "
+                f"themselves, from {est.n:,} people; {interval_words(est)}.")
+        if key == "admissions":
+            mde = minimum_detectable_ratio(est.se)
+            text += (f" The smallest fall this comparison would reliably detect (80% power) is {1 - mde:.0%} "
+                     f"(rate ratio {mde:.2f})")
+            text += (", so 'no different' here does not mean budgets have no effect." if est.low <= 1 <= est.high
+                     else ".")
+            rows = [(label, results.crude.get(key) if kind == "crude" else results.adjusted.get(key))
+                    for label, kind in (("without person effects", "crude"), ("weighted for differences at the start",
+                                                                              "weighted"))]
+            shown = [f"{label} {_ci(e, '{:.2f}')}" for label, e in rows if e is not None and e.available]
+            if shown:
+                text += " Sensitivity: " + "; ".join(shown) + ". " + which_to_believe(results, key)
+        out.append(text)
+    return out
+
+
+def _exit_messages(results: OutcomeResults) -> list[str]:
+    t = results.exits
+    if t.empty:
+        return []
+    t = t.set_index("group")
+    ratio = results.exit_ratios.get("exits")
+
+    def rate(group: str, count: str, col: str) -> str:  # a rate from fewer than 10 events could reveal them
+        return f"{t.loc[group, col]:.1f}" if t.loc[group, count] >= MIN_EVENTS_PER_CELL else "too few to show"
+
+    text = (f"Leaving: {rate('ipc', 'exits', 'exit_rate')} per 100 person-years of budget holders left the programme, "
+            f"moved or died, against {rate('comparison', 'exits', 'exit_rate')} in the comparison group (deaths "
+            f"{rate('ipc', 'died', 'death_rate')} against {rate('comparison', 'died', 'death_rate')})")
+    if ratio is not None and ratio.available:
+        text += f"; exit rate ratio {_ci(ratio, '{:.2f}')}."
+    else:
+        text += "."
+    return [text]
+
+
+def _follow_up_messages(results: OutcomeResults) -> list[str]:
+    msgs = []
+    if results.not_yet_due:
+        msgs.append(f"{results.not_yet_due:,} people started less than a year before the extract date: their "
+                    "follow-up year is not over, so they are left out of the quality-of-life and cost comparisons "
+                    "and count in hospital use for the time observed.")
+    trend = results.pre_trend
+    if trend is not None:
+        if trend.available:
+            msgs.append(f"Before the budgets started, emergency admissions of the two groups moved alike (second year "
+                        f"before against the first: rate ratio {_ci(trend, '{:.2f}')})" if trend.low <= 1 <= trend.high
+                        else f"Before the budgets started the groups' emergency admissions already moved differently "
+                             f"(rate ratio {_ci(trend, '{:.2f}')}), so the difference in differences is in doubt.")
+        else:
+            msgs.append(f"No pre-trend check: {trend.reason}.")
+    return msgs
+
+
+def _qol_messages(results: OutcomeResults) -> list[str]:
+    msgs = []
+    qol = results.quality_of_life.set_index("measure") if not results.quality_of_life.empty else None
+    for key, fmt in (("ascot", "{:+.3f}"), ("eq5d", "{:+.3f}"), ("ghq12", "{:+.1f}")):
+        est = results.estimates.get(key)
+        if est is None:
+            continue
+        name = OUTCOME_NAMES[key]
+        if not est.available:
+            msgs.append(f"{name}: no estimate ({est.reason}).")
+            continue
+        text = (f"{name} a year on was {_diff_words(est, key != 'ghq12')}: adjusted difference {_ci(est, fmt)} points, "
+                f"from {est.n:,} people with both questionnaires.")
+        if qol is not None and key in qol.index and qol.loc[key, "baseline_apart"] and pd.notna(qol.loc[key, "change_diff"]):
+            r = qol.loc[key]
+            text += (f" The groups started apart on this score (standardised difference {r['baseline_smd']:+.2f}), so "
+                     f"the change score is shown too: {fmt.format(r['change_diff'])} ({fmt.format(r['change_low'])} to "
+                     f"{fmt.format(r['change_high'])}). The first assumes the gap at the start would have narrowed, the "
+                     "second that it would have stayed; the truth plausibly lies between them.")
+        msgs.append(text)
+    return msgs
+
+
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
@@ -796,28 +1171,7 @@ def _lower_first(text: str) -> str:
 def key_messages(results: OutcomeResults, economics=None) -> list[str]:
     """Plain-words sentences generated from the numbers, ending with what the design cannot
     rule out. ``economics``: optional :class:`ipcreport.analysis.economics.CostEffectiveness`."""
-    msgs = []
-    e = results.estimates
-    for key in ("admissions", "bed_days"):
-        est = e.get(key)
-        name = OUTCOME_NAMES[key]
-        if est is None:
-            continue
-        if est.available:
-            msgs.append(f"{name} {_ratio_words(est)}: rate ratio "
-                        f"{_ci(est, '{:.2f}')}, from {est.n:,} people.")
-        else:
-            msgs.append(f"{name}: no estimate ({est.reason}).")
-    for key, fmt in (("ascot", "{:+.3f}"), ("eq5d", "{:+.3f}"), ("ghq12", "{:+.1f}")):
-        est = e.get(key)
-        if est is None:
-            continue
-        name = OUTCOME_NAMES[key]
-        if est.available:
-            msgs.append(f"{name} a year on was {_diff_words(est, key != 'ghq12')}: adjusted difference "
-                        f"{_ci(est, fmt)} points, from {est.n:,} people with both questionnaires.")
-        else:
-            msgs.append(f"{name}: no estimate ({est.reason}).")
+    msgs = _admissions_messages(results) + _exit_messages(results) + _qol_messages(results)
     m = results.missingness
     if m.missing_ipc is not None:
         differ = m.p_value is not None and m.p_value < 0.05
@@ -829,18 +1183,15 @@ def key_messages(results: OutcomeResults, economics=None) -> list[str]:
                 f"the difference could be chance ({m.test}, p = {m.p_value:.2f}); results assume those who "
                 "answered are like those who did not.")
         )
+    msgs += _follow_up_messages(results)
     if results.imbalanced:
         names = ", ".join(_lower_first(BALANCE_LABELS.get(c, c.replace("cohort_", "share in cohort ")
                                                            .replace("_", " "))) for c in results.imbalanced)
-        sentence = f"The groups differed at baseline ({names}: standardised difference above {SMD_THRESHOLD})."
-        adm, adm_w = e.get("admissions"), results.adjusted.get("admissions")
-        if adm_w is not None and adm_w.available and adm is not None and adm.available:
-            sentence += (f" Weighting the comparison group to look like budget holders gives an admissions rate "
-                         f"ratio of {_ci(adm_w, '{:.2f}')} against {adm.value:.2f} unweighted.")
-        msgs.append(sentence)
+        msgs.append(f"The groups differed at the start by more than chance gives at this size ({names}); the weighted "
+                    "estimates allow for these measured differences.")
     else:
-        msgs.append("The groups were similar at baseline on the measured characteristics (every standardised "
-                    f"difference within {SMD_THRESHOLD}).")
+        msgs.append("The groups were alike at the start on the measured characteristics: every standardised "
+                    "difference is within what chance gives between random groups of this size.")
     if economics is not None:
         msgs.extend(economics.messages(include_ascot=False))
     msgs.append("People chose to take a budget, so the groups may differ in ways the data do not measure "

@@ -47,22 +47,57 @@ class Outcomes:
 def compute(data: SiteData, metrics: Metrics) -> Outcomes:
     people, events, surveys = data["people"], data["events"], data["surveys"]
     results = O.analyse_outcomes(people, events, surveys, data.extract_date)
-    economics = E.analyse_economics(people, data["budgets"], events, surveys, data.extract_date)
+    services = data.tables.get("services")
+    economics = E.analyse_economics(people, data["budgets"], events, surveys, data.extract_date, spend=data["spend"],
+                                    services=services)
     for key, suffix in (("admissions", "_irr"), ("bed_days", "_irr"), ("ascot", "_diff"), ("eq5d", "_diff")):
-        _record(metrics, key + suffix, results.estimates[key])
+        _record(metrics, key + suffix, results.estimates[key])  # the headline: conditional DiD / ANCOVA
         if key in results.adjusted:
             _record(metrics, key + suffix + "_weighted", results.adjusted[key])
+        if key in results.crude:
+            _record(metrics, key + suffix + "_crude", results.crude[key])
+    adm = results.estimates["admissions"]
+    metrics.record("admissions_irr_log_se", adm.se)  # for pooling sites (national overview)
+    metrics.record("admissions_mde_irr", results.minimum_detectable("admissions"))
+    metrics.record("admissions_estimate_to_believe",  # the one the briefing's sentence points to
+                   O.preferred(adm, results.adjusted.get("admissions"), results.balance))
+    if results.pre_trend is not None:
+        _record(metrics, "admissions_pre_trend_irr", results.pre_trend)
+    _record_exits(metrics, results)
     metrics.record("imbalanced_covariates", results.imbalanced)
-    if economics.available:
-        _record(metrics, "cost_difference", economics.d_cost)
-        _record(metrics, "qaly_difference", economics.d_qaly)
-        for wtp, nmb in economics.nmb.items():
-            _record(metrics, f"nmb_{wtp // 1000}k", nmb)
-            metrics.record(f"p_cost_effective_{wtp // 1000}k", economics.p_cost_effective[wtp])
-        metrics.record("icer", economics.icer)
-    else:
-        metrics.note(f"cost_difference: {economics.reason}")
+    metrics.record("people_follow_up_not_due", results.not_yet_due)
+    _record_economics(metrics, economics)
     return Outcomes(results, economics)
+
+
+def _record_exits(metrics: Metrics, results: O.OutcomeResults) -> None:
+    t = results.exits.set_index("group") if not results.exits.empty else None
+    if t is not None:
+        for group in ("ipc", "comparison"):
+            metrics.update({f"exit_rate_{group}": float(t.loc[group, "exit_rate"]),
+                            f"death_rate_{group}": float(t.loc[group, "death_rate"])})
+    for key, est in results.exit_ratios.items():
+        _record(metrics, f"{key}_irr", est)
+
+
+def _record_economics(metrics: Metrics, economics: E.CostEffectiveness) -> None:
+    if not economics.available:
+        metrics.note(f"cost_difference: {economics.reason}")
+        return
+    metrics.record("budget_cost_per_holder", economics.budget_cost)
+    be = economics.break_even
+    metrics.record("break_even_admissions_fall", be.fall if be is not None else None)
+    if not economics.comparable:
+        metrics.note(f"cost_difference, nmb: not estimated: {E.NO_SERVICES}")
+        return
+    _record(metrics, "cost_difference", economics.d_cost)
+    _record(metrics, "qaly_difference", economics.d_qaly)
+    for wtp, nmb in economics.nmb.items():
+        _record(metrics, f"nmb_{wtp // 1000}k", nmb)
+        _record(metrics, f"nmb_ascot_{wtp // 1000}k", economics.nmb_ascot[wtp])
+        if wtp in economics.p_cost_effective:
+            metrics.record(f"p_cost_effective_{wtp // 1000}k", economics.p_cost_effective[wtp])
+    metrics.record("icer", economics.icer)
 
 
 def _record(metrics: Metrics, key: str, est: O.Estimate) -> None:
@@ -77,21 +112,56 @@ def _record(metrics: Metrics, key: str, est: O.Estimate) -> None:
 # publishable tables: people counted only as rounded, suppressed counts
 
 
+def _ci(est: O.Estimate | None, fmt="{:.3f}") -> str:
+    """An estimate and its interval, or why there is none; ``fmt`` a format string or function."""
+    if est is None:
+        return "not estimated"
+    if not est.available:
+        return f"not shown: {est.reason}"
+    f = fmt.format if isinstance(fmt, str) else fmt
+    return f"{f(est.value)} ({f(est.low)} to {f(est.high)})"
+
+
 def estimates_table(o: Outcomes, policy: disclosure.Policy) -> pd.DataFrame:
-    """One row per headline outcome: crude estimate and interval, the weighted one where the
-    groups differed at baseline, or why there is none."""
+    """One row per headline outcome: the headline estimate (conditional DiD for hospital use,
+    ANCOVA for quality of life) with its interval, and the sensitivity rows: a model without
+    person effects (hospital use) and the propensity-weighted estimate."""
     rows = {}
     for key, est in o.estimates.items():
-        weighted = o.results.adjusted.get(key)
         rows[LABELS[key]] = {
-            "Estimate": f"{est.value:.3f}" if est.available else "not shown",
-            "95% interval": f"{est.low:.3f} to {est.high:.3f}" if est.available else (est.reason or ""),
-            "Weighted for baseline differences": (f"{weighted.value:.3f} ({weighted.low:.3f} to {weighted.high:.3f})"
-                                                  if weighted is not None and weighted.available else "not needed"
-                                                  if not o.results.imbalanced else "not estimated"),
+            "Estimate (95% CI)": _ci(est),
+            "Without person effects": _ci(o.results.crude.get(key)) if key in O.EVENT_OUTCOMES else "",
+            "Weighted for differences at the start": _ci(o.results.adjusted.get(key)),
             "People in model": policy.publish_count(est.n),
         }
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def exits_table(o: Outcomes, policy: disclosure.Policy) -> pd.DataFrame:
+    """Exits and deaths after the start by group: counts (rounded, small ones hidden) and rates
+    per 100 person-years (not shown where the count is hidden)."""
+    t = o.results.exits
+    if t.empty:
+        return pd.DataFrame()
+    t = t.set_index("group")
+    out = {}
+    for group, name in (("ipc", "Budget holders"), ("comparison", "Comparison")):
+        r = t.loc[group]
+        rate = lambda count, value: f"{value:.1f}" if count > policy.threshold else "not shown"  # noqa: E731
+        out[name] = {
+            "People": policy.publish_count(r["people"]),
+            "Left, moved or died": policy.publish_count(r["exits"]),
+            "Died": policy.publish_count(r["died"]),
+            "Moved": policy.publish_count(r["moved"]),
+            "Left the programme": policy.publish_count(r["left_programme"]),
+            "Exits per 100 person-years": rate(r["exits"], r["exit_rate"]),
+            "Deaths per 100 person-years": rate(r["died"], r["death_rate"]),
+        }
+    table = pd.DataFrame.from_dict(out, orient="index")
+    ratios = {"exits": "Rate ratio, all exits", "deaths": "Rate ratio, deaths"}
+    extra = pd.DataFrame({col: [_ci(o.results.exit_ratios.get(k), "{:.2f}"), ""] for k, col in ratios.items()},
+                         index=table.index)
+    return pd.concat([table, extra], axis=1)
 
 
 def subgroup_rows(o: Outcomes, outcome: str = "admissions") -> pd.DataFrame:
@@ -127,16 +197,22 @@ def other_events_table(o: Outcomes) -> pd.DataFrame:
 
 
 def quality_of_life_table(o: Outcomes, policy: disclosure.Policy) -> pd.DataFrame:
+    """Mean scores by group, the adjusted (ANCOVA) difference and, beside it, the change-score
+    difference (shown where the groups started apart: the two bracket the effect)."""
     t = o.results.quality_of_life
     names = {"ascot": "ASCOT (higher is better)", "eq5d": "EQ-5D (higher is better)",
              "ghq12": "GHQ-12 (higher is worse)"}
     fmt = lambda v: f"{v:.3f}" if pd.notna(v) else ""  # noqa: E731
+    change = [f"{d:+.3f} ({lo:+.3f} to {hi:+.3f})" if apart and pd.notna(d) else "not needed (groups alike at start)"
+              if pd.notna(d) else "" for d, lo, hi, apart in zip(t["change_diff"], t["change_low"], t["change_high"],
+                                                                 t["baseline_apart"])]
     return pd.DataFrame({
         "Budget holders: start, a year on": [f"{fmt(a)}, {fmt(b)}" for a, b in zip(t["baseline_ipc"], t["follow_up_ipc"])],
         "Comparison: start, a year on": [f"{fmt(a)}, {fmt(b)}" for a, b in zip(t["baseline_comparison"],
                                                                                t["follow_up_comparison"])],
         "Adjusted difference (95% CI)": [f"{d:+.3f} ({lo:+.3f} to {hi:+.3f})" if pd.notna(d) else f"not shown: {r}"
                                          for d, lo, hi, r in zip(t["diff"], t["low"], t["high"], t["reason"])],
+        "Change-score difference (95% CI)": change,
         "People": [policy.publish_count(n) for n in t["n"]],
     }, index=[names.get(m, m) for m in t["measure"]])
 
@@ -144,25 +220,75 @@ def quality_of_life_table(o: Outcomes, policy: disclosure.Policy) -> pd.DataFram
 def balance_table(o: Outcomes) -> pd.DataFrame:
     b = o.results.balance
     names = getattr(O, "BALANCE_LABELS", {})
+    chance = b["chance_smd"] if "chance_smd" in b.columns else pd.Series(float("nan"), index=b.index)
     return pd.DataFrame({
         "Budget holders": [f"{v:,.2f}" for v in b["mean_ipc"]],
         "Comparison": [f"{v:,.2f}" for v in b["mean_comparison"]],
         "Standardised difference": [f"{v:+.2f}" for v in b["smd"]],
+        "Largest chance gives": [f"{v:.2f}" if pd.notna(v) and v < 10 else "" for v in chance],
+        "Differ beyond chance": ["yes" if c in o.results.imbalanced else "no" for c in b["covariate"]],
     }, index=[names.get(c, label(c)) for c in b["covariate"]])
 
 
 def value_table(o: Outcomes) -> pd.DataFrame:
+    """Costs and value per budget holder over the follow-up year (NMB and chance cost-effective
+    only where a services table makes the groups' costs comparable)."""
     e = o.economics
     if not e.available:
-        return pd.DataFrame({"Value": [e.reason]}, index=["Cost-effectiveness"])
-    ci = lambda est, f: f"{f(est.value)} ({f(est.low)} to {f(est.high)})" if est.available else f"not shown: {est.reason}"  # noqa: E731
-    rows = {"Extra cost per budget holder over the year": ci(e.d_cost, money),
-            "QALYs gained per budget holder": ci(e.d_qaly, "{:+.3f}".format),
-            "ASCOT gain": ci(e.d_ascot, "{:+.3f}".format)}
-    for wtp, nmb in sorted(e.nmb.items()):
-        rows[f"Net monetary benefit at {money(wtp)} per QALY"] = ci(nmb, money)
-        rows[f"Chance cost-effective at {money(wtp)} per QALY"] = probability(e.p_cost_effective[wtp])
+        return pd.DataFrame({"Value (95% CI)": [e.reason]}, index=["Cost-effectiveness"])
+    rows = {"Budget spend per budget holder (NHS and social care)": money(e.budget_cost),
+            "Education money per budget holder (apart)": money(e.education_cost)}
+    if e.comparable:
+        rows["Extra cost per budget holder over the year"] = _ci(e.d_cost, money)
+        rows["QALYs gained per budget holder"] = _ci(e.d_qaly, "{:+.3f}".format)
+        rows["ASCOT-years gained per budget holder"] = _ci(e.d_ascot, "{:+.3f}".format)
+        for wtp, nmb in sorted(e.nmb.items()):
+            rows[f"Net monetary benefit at {money(wtp)} per QALY (EQ-5D)"] = _ci(nmb, money)
+            rows[f"Net monetary benefit at {money(wtp)} (ASCOT)"] = _ci(e.nmb_ascot.get(wtp), money)
+            if wtp in e.p_cost_effective:
+                rows[f"Chance cost-effective at {money(wtp)} per QALY"] = probability(e.p_cost_effective[wtp])
+    else:
+        rows["Extra cost, net monetary benefit"] = f"not shown: {E.NO_SERVICES}"
+    be = e.break_even
+    if be is not None and be.fall is not None:
+        rows["Fall in emergency admissions to break even"] = f"{be.fall:.0%}"
     return pd.DataFrame({"Value (95% CI)": rows})
+
+
+def definitions() -> dict[str, str]:
+    """The outcome and value-for-money terms for the briefing's methods section
+    (docs/outcomes.md has the sources)."""
+    return {
+        "Rate ratio": "Difference in differences for the 12 months before and after each person's start: a "
+                      "conditional Poisson model (a fixed effect per person, so each person is compared with "
+                      "themselves and who leaves early cannot move it), with each window's time at risk as exposure "
+                      "and robust errors. Below 1: budget holders' use fell more (or rose less) than the comparison "
+                      "group's. Beside it: the same without person effects, and weighted so the comparison group "
+                      "looks like budget holders at the start (propensity weights).",
+        "Smallest detectable fall": "The fall in emergency admissions this comparison would detect 8 times in 10 "
+                                    "(80% power, 5% two-sided): exp(-(1.96 + 0.84) x standard error of the log "
+                                    "rate ratio).",
+        "Exits": "People who left the programme, moved or died after their start, per 100 person-years from start to "
+                 "exit or the extract date, by group; the rate ratio is budget holders over comparison.",
+        "Quality-of-life difference": "Follow-up score regressed on baseline score, group, cohort, age and need "
+                                      "score (robust HC3 errors): the adjusted difference, budget holders minus "
+                                      "comparison. Where the groups started apart, the difference in change scores "
+                                      "is shown beside it: the truth usually lies between the two.",
+        "Alike at the start": "A standardised difference (difference in means over the pooled standard deviation) "
+                              "counts as a real difference only beyond 0.1 and beyond what chance gives between "
+                              "random groups of this size: z x sqrt(1/n1 + 1/n2), z shared over the characteristics "
+                              "(Bonferroni, 5%).",
+        "Value for money": f"Perspective: {E.PERSPECTIVE}. The year after each start, for everyone whose year was "
+                           "over: budget spend (net of refunds), services outside the budget (services table) and "
+                           "hospital care at reference cost; QALYs from EQ-5D and ASCOT-years by area under the "
+                           "curve, deaths counting zero from the day of death, missing follow-ups filled from the "
+                           "group's baseline-to-follow-up line. Net monetary benefit = value of a QALY x QALYs gained - "
+                           "extra cost, with 1,000 bootstrap resamples; not shown without a services table.",
+        "Break-even": "How far budget holders' emergency admissions would have to fall for the savings to pay the "
+                      "extra cost outside hospital (budget and services, budget holders minus comparison; without a "
+                      "services table, the whole budget spend): that cost over their emergency admission cost in "
+                      "the year before they started.",
+    }
 
 
 def messages(o: Outcomes) -> list[str]:

@@ -1,0 +1,65 @@
+"""Pooling sites' rate ratios (random effects): hand-computed cases and synthetic truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ipcreport.analysis import meta
+from ipcreport.synth import SynthConfig, generate_tables
+
+
+def test_homogeneous_sites_pool_to_the_inverse_variance_mean_by_hand():
+    # log IRRs -0.2, -0.1, -0.15 with SEs 0.1, 0.2, 0.1: weights 100, 25, 100
+    frame = pd.DataFrame({"site": ["A", "B", "C"], "log_irr": [-0.2, -0.1, -0.15], "se": [0.1, 0.2, 0.1]})
+    p = meta.pool(frame)
+    mu = (100 * -0.2 + 25 * -0.1 + 100 * -0.15) / 225  # = -0.1666...
+    q = 100 * (-0.2 - mu) ** 2 + 25 * (-0.1 - mu) ** 2 + 100 * (-0.15 - mu) ** 2  # 0.3333 < k - 1: tau2 = 0
+    assert p.tau2 == 0 and p.i2 == 0 and p.q == pytest.approx(q)
+    assert p.value == pytest.approx(np.exp(mu)) and p.fixed == pytest.approx(np.exp(mu))
+    se = np.sqrt(1 / 225)
+    assert (p.low, p.high) == (pytest.approx(np.exp(mu - 1.959964 * se)), pytest.approx(np.exp(mu + 1.959964 * se)))
+    t = stats.t.ppf(0.975, 1)  # 12.706: three sites leave one degree of freedom
+    assert p.prediction_low == pytest.approx(np.exp(mu - t * se))
+    np.testing.assert_allclose(p.sites["weight"], [100 / 225, 25 / 225, 100 / 225])
+
+
+def test_heterogeneous_sites_dersimonian_laird_by_hand():
+    y, se = np.array([-0.5, 0.1, -0.2]), np.array([0.1, 0.1, 0.2])
+    w = 1 / se**2  # 100, 100, 25
+    fixed = (w * y).sum() / w.sum()
+    q = (w * (y - fixed) ** 2).sum()
+    tau2 = (q - 2) / (w.sum() - (w**2).sum() / w.sum())
+    w_re = 1 / (se**2 + tau2)
+    mu = (w_re * y).sum() / w_re.sum()
+    p = meta.pool(pd.DataFrame({"site": list("ABC"), "log_irr": y, "se": se}))
+    assert p.tau2 == pytest.approx(tau2) and p.value == pytest.approx(np.exp(mu))
+    assert p.i2 == pytest.approx((q - 2) / q)
+    assert p.high == pytest.approx(np.exp(mu + 1.959964 * np.sqrt(1 / w_re.sum())), rel=1e-6)
+
+
+def test_sites_without_an_estimate_are_left_out_and_named():
+    frame = pd.DataFrame({"site": ["A", "B", "Tiny"], "log_irr": [-0.2, -0.1, np.nan], "se": [0.1, 0.2, np.nan]})
+    p = meta.pool(frame)
+    assert p.k == 2 and p.left_out == ["Tiny"] and p.prediction_low is None
+    assert meta.pool(frame.iloc[[0, 2]]) is None
+    assert "Left out" in " ".join(meta.messages(p))
+
+
+def test_pooling_small_sites_recovers_the_true_effect():
+    # six sites of 1,500 people, true IRR 0.85 everywhere: each alone is too small to see it
+    cfg = SynthConfig(sites=6, people=9000, seed=44, admissions_rr=0.85, bed_days_rr=0.85)
+    t, _ = generate_tables(cfg)
+    people = t["people"]
+    rows = []
+    for code in people["site_code"].unique():
+        ids = people.loc[people["site_code"] == code, "person_id"]
+        tables = {"people": people[people["site_code"] == code], "events": t["events"][t["events"]["person_id"].isin(ids)]}
+        est = meta.site_estimate(tables, pd.Timestamp(cfg.extract_date))
+        rows.append({"site": code, "log_irr": est["admissions_log_irr"], "se": est["admissions_log_irr_se"]})
+    p = meta.pool(pd.DataFrame(rows))
+    assert p.k == 6 and p.low < 0.85 < p.high
+    assert p.high - p.low < min(np.exp(r["log_irr"] + 1.96 * r["se"]) - np.exp(r["log_irr"] - 1.96 * r["se"])
+                                for r in rows)
