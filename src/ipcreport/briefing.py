@@ -28,6 +28,7 @@ class Settings:
 
     reporting_months: int = 12
     risk: R.RiskAssumptions = field(default_factory=R.RiskAssumptions)
+    comparisons: compare.CompareSettings = field(default_factory=compare.CompareSettings)
 
 
 @dataclass
@@ -55,7 +56,7 @@ def analyse_site(data: SiteData, settings: Settings = Settings(), national: pd.D
     alloc = allocation.compute(data, window, metrics)
     outs = outcomes.compute(data, metrics)
     risks = risk.compute(data, alloc, settings.risk, metrics)
-    compared = compare.compute(data, alloc, national, metrics)
+    compared = compare.compute(data, alloc, national, metrics, settings=settings.comparisons)
     for warning in quality.published_warnings(data.warnings, disclosure.DEFAULT):
         metrics.note(f"data warning: {warning}")
     return SiteResults(

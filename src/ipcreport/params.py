@@ -27,6 +27,8 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str | None, str, Any]] = {
     "fast_rollout_months": ("risk", "fast_rollout_months", 6),
     "suppress_threshold": ("disclosure", "suppress_threshold", 7),
     "rounding": ("disclosure", "rounding", 5),
+    "national_values": ("compare", "national_values", {}),
+    "spc_rebase": ("compare", "spc_rebase", {}),
 }
 TOP_LEVEL = {"run", "formats", "sites", "cell_timeout_seconds"} | {
     section or key for section, key, _ in NOTEBOOK_PARAMETERS.values()

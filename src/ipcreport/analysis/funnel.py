@@ -213,6 +213,13 @@ def classify(value, limits_frame: pd.DataFrame) -> np.ndarray:
     )
 
 
+def chance_flags(comparisons: int, level: float = 0.95) -> tuple[float, float]:
+    """How many of ``comparisons`` independent comparisons chance alone puts outside two-sided
+    ``level`` limits on average, and the chance that at least one is: n (1 - level) and
+    1 - level^n."""
+    return comparisons * (1 - level), 1 - level**comparisons
+
+
 # --- the whole funnel --------------------------------------------------------------------------
 
 
