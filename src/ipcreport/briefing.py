@@ -152,4 +152,5 @@ def definitions(settings: Settings, policy: disclosure.Policy) -> dict[str, str]
                               f"and others rounded to the nearest {policy.rounding}; where a hidden count could be "
                               "worked out from a total, more cells are hidden; means, rates and shares of groups "
                               "that small are not shown.",
+        **compare.definitions(),
     }

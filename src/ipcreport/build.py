@@ -224,7 +224,7 @@ def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work
     components = {"notebook": notebook_fingerprint(OVERVIEW_NOTEBOOK), "package": package_fingerprint(),
                   "sites": sha256_json(site_keys), "national": plan.inputs["national_sha256"],
                   "parameters": sha256_json([params.settings["suppress_threshold"], params.settings["rounding"],
-                                             list(params.formats), params.source])}
+                                             params.settings["national_values"], list(params.formats), params.source])}
     folder = work / "overview"
     previous = read_key(folder)
     reasons = ["rebuild forced (--force)"] if force else stale_reasons(
@@ -235,7 +235,8 @@ def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work
         parameters={"metrics_dir": str(work / "sites"), "sites": [r.key for r in ok],
                     "output_dir": str(work / ".overview.partial"), "params_file": params.source,
                     "run_date": plan.run_date, "link_sites": True, "national_path": plan.inputs["national_csv"],
-                    "suppress_threshold": params.settings["suppress_threshold"], "rounding": params.settings["rounding"]},
+                    "suppress_threshold": params.settings["suppress_threshold"], "rounding": params.settings["rounding"],
+                    "national_values": params.settings["national_values"]},
         work_dir=str(folder), stem="overview", formats=params.formats,
         watermark=SYNTHETIC_MARK if plan.inputs["synthetic"] else None, cell_timeout=params.cell_timeout_seconds,
         components=components, cache_key=key_of(components), reasons=tuple(reasons),

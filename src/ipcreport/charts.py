@@ -25,7 +25,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 from matplotlib.text import Text
-from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from .analysis import peers as P
 from .analysis import spc as S
@@ -98,12 +98,18 @@ class MoneyFormatter(Formatter):
     """Money tick labels that never repeat: £1,025 ... £1,175 rather than £1k five times,
     £1.20m, £1.25m, £1.30m rather than £1.2m twice (see :func:`money_style`)."""
 
+    def format_ticks(self, values) -> list[str]:
+        style = money_style(values)
+        return [self._money(v, *style) for v in values]
+
     def __call__(self, x, pos=None) -> str:
-        scale, suffix, digits = money_style(self.locs if len(self.locs) else [x])
+        return self._money(x, *money_style([x]))
+
+    @staticmethod
+    def _money(x: float, scale: float, suffix: str, digits: int) -> str:
         if x == 0:
             return "£0"
-        sign = "-" if x < 0 else ""
-        return f"{sign}£{abs(x) / scale:,.{digits}f}{suffix}"
+        return f"{'-' if x < 0 else ''}£{abs(x) / scale:,.{digits}f}{suffix}"
 
 
 def money_axis(axis) -> None:
@@ -726,6 +732,7 @@ def quality_of_life_plot(table: pd.DataFrame, title: str) -> plt.Figure:
         ax.errorbar(r.diff, 0, xerr=[[r.diff - r.low], [r.high - r.diff]], fmt="o", color=NHS_BLUE, capsize=4)
         span = max(abs(r.low), abs(r.high)) * 1.3
         ax.set_xlim(-span, span)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, symmetric=True))  # labels of a short axis stay apart
     axes[-1, 0].set_xlabel("Adjusted difference at follow-up (budget holders minus comparison)")
     axes[0, 0].set_title(title)
     return fig

@@ -53,6 +53,19 @@ def funnels(national: pd.DataFrame, settings: CompareSettings | None = None) -> 
     return out
 
 
+def funnel_chart(funnels_by_key: dict[str, F.Funnel], key: str, settings: CompareSettings, xlabel: str, ylabel: str):
+    """The overview's funnel plot of one indicator: points coloured by its polarity, the
+    centre line named for what it is (England, or all sites in this dataset)."""
+    from . import charts  # the charts only where a chart is drawn
+
+    ind, result = I.INDICATORS[key], funnels_by_key.get(key)
+    if result is None:
+        return charts.funnel_plot([], None, ind.name, xlabel, ylabel)
+    return charts.funnel_plot(result.units, result.grid, ind.name, xlabel, ylabel, percent=ind.unit == "%",
+                              polarity=ind.polarity,
+                              target_label="England" if key in settings.national else "All sites in this dataset (pooled)")
+
+
 def verdict(key: str, flag: str) -> str:
     """A funnel flag as the reader's verdict: better / worse where the indicator has a
     polarity, higher / lower where it does not, within the limits otherwise."""

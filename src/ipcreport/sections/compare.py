@@ -237,9 +237,32 @@ def comparator_label(c: Compare) -> str:
 def comparator_sentence(c: Compare) -> str:
     """The comparator in words, with the England values' source where there is one."""
     if not c.settings.national:
-        return "All sites in this dataset pooled (no national figures were supplied, so this is not England)"
+        return "all sites in this dataset pooled (no national figures were supplied, so this is not England)"
     given = [I.INDICATORS[k].name.lower() for k in c.settings.national if k in I.INDICATORS]
     return f"England for {', '.join(given)} (source: {c.settings.source}); all sites in this dataset pooled otherwise"
+
+
+def definitions(level: float = 0.95) -> dict[str, str]:
+    """The comparison terms for the methods section, in words a finance director can sign."""
+    return {
+        "Comparator": "What a site is compared with: England where the run's parameters supply a national value "
+                      "with its source; otherwise all sites in this dataset pooled (their total count over their "
+                      "total denominator), which is not England.",
+        "Better / Worse": f"The site lies outside {level:.0%} limits around the comparator drawn for a site of its "
+                          "size (funnel-plot limits), widened for the variation between sites that chance does not "
+                          "explain (Spiegelhalter's additive random-effects method, estimated from all sites when "
+                          "there are 8 or more). Higher / Lower where neither direction is better. Chance alone puts "
+                          f"about {1 - level:.0%} of comparisons outside the limits.",
+        "Peers": "The sites in this dataset most alike on deprivation (IMD 2019 score, counted double), age structure "
+                 "(share aged 66 and over) and size (log of residents, counted half): 5, or the nearer half of the "
+                 "other sites; the peers table says why each was chosen.",
+        "Control chart": "Monthly values with their mean and process limits (mean ± 2.66 × the average month-to-"
+                         "month change, NHS England's Making Data Count). The variation icon says whether the latest "
+                         "month is special cause (orange: concern, blue: improvement, purple: neither; H high, L low) "
+                         "or common cause (grey); the assurance icon, where there is a target, whether the process "
+                         "will consistently pass (P) or fail (F) it, or hit and miss (?). Limits start again at change "
+                         "dates set in the run's parameters.",
+    }
 
 
 def _fmt(v: float, unit: str) -> str:
