@@ -296,3 +296,22 @@ def test_too_few_units_are_not_adjusted():
     assert result.overdispersion is None and result.phi > 1
     plain = F.funnel(data)
     assert result.units["upper_95"].to_numpy() == pytest.approx(plain.units["upper_95"].to_numpy())
+
+
+def test_chance_flags_by_hand():
+    # 9 sites x 6 indicators = 54 verdicts at 95%: 54 x 0.05 = 2.7 expected by chance alone,
+    # and at least one with probability 1 - 0.95^54 = 0.93733
+    expected, any_flag = F.chance_flags(54, 0.95)
+    assert expected == pytest.approx(2.7)
+    assert any_flag == pytest.approx(0.93733, abs=1e-5)
+    assert F.chance_flags(10, 0.998) == pytest.approx((0.02, 1 - 0.998**10))
+
+
+def test_an_outside_target_does_not_count_as_spread():
+    # every unit at about 30% against an England value of 50%: the spread about their own
+    # pooled value is small, so the limits stay narrow and every unit is below them
+    data = units([150, 148, 152, 155, 145, 150, 149, 151, 150, 150], [500] * 10)
+    pooled = F.funnel(data, overdispersion="additive")
+    against_england = F.funnel(data, overdispersion="additive", target=0.5)
+    assert against_england.phi == pytest.approx(pooled.phi) and against_england.tau2 == pytest.approx(pooled.tau2)
+    assert (against_england.units["flag"] == "below 99.8%").all()
