@@ -163,3 +163,16 @@ def test_overview_messages_count_flags_against_chance(eight_sites):
     assert any(m.startswith("Higher than the comparator") and name in m for m in msgs)  # direct payments: neutral
     assert any("this is not England" in m for m in msgs)
     assert set(flagged(result)["Verdict"]) <= {"Better", "Worse", "Higher", "Lower"}
+
+
+def test_overview_says_which_funnels_are_centred_on_england(eight_sites):
+    settings = compare.CompareSettings.from_parameters({"source": "test figures", "direct_payment_share": 50.0})
+    result = funnels(national(eight_sites), settings)
+    assert result["direct_payment_share"].target == pytest.approx(0.5)  # England's 50%, as a share
+    assert result["under_70_share"].target != pytest.approx(0.5)
+    msgs = funnel_messages(result, settings)
+    assert "Compared with England for budgets held as direct payments (source: test figures); with all sites " \
+           "in this dataset pooled otherwise." in msgs
+    table = flagged(result, settings)
+    dp = table[table["Indicator"] == "Budgets held as direct payments"]
+    assert len(dp) == 8 and (dp["Verdict"] == "Lower").all() and dp["Comparator"].str.startswith("England 50.0%").all()

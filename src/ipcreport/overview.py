@@ -112,7 +112,11 @@ def funnel_messages(funnels_by_key: dict[str, F.Funnel], settings: CompareSettin
     if widened:
         msgs.append("Sites vary more than chance alone explains for " + ", ".join(widened)
                     + ", so those limits are widened for it.")
-    comparator = "England" if settings.national else "All sites in this dataset pooled"
-    msgs.append(f"Compared with: {comparator}" + (f" (source: {settings.source})." if settings.national else
-                                                 "; no national figures were supplied, so this is not England."))
+    england = [I.INDICATORS[k].name.lower() for k in funnels_by_key if k in settings.national]
+    if england:
+        msgs.append(f"Compared with England for {', '.join(england)} (source: {settings.source}); with all sites "
+                    "in this dataset pooled otherwise.")
+    else:
+        msgs.append("Compared with all sites in this dataset pooled; no national figures were supplied, so this "
+                    "is not England.")
     return msgs

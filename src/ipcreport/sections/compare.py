@@ -278,7 +278,7 @@ def comparison_table(c: Compare) -> pd.DataFrame:
         "This site": [_fmt(v, u) for v, u in zip(t["value"], t["unit"])],
         f"{c.level:.0%} interval": [f"{_fmt(lo, u)} to {_fmt(hi, u)}" for lo, hi, u in zip(t["low"], t["high"], t["unit"])],
         name: comparator,
-        f"Against {name.lower() if name != 'England' else name}": t["vs_england"].to_numpy(),
+        f"Against {name if name.startswith('England') else name.lower()}": t["vs_england"].to_numpy(),
         "Peers": [_fmt(v, u) if pd.notna(v) else "" for v, u in zip(t["peer_value"], t["unit"])],
         "Against peers": t["vs_peers"].to_numpy(),
     }, index=t["indicator"].to_numpy())
