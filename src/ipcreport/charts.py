@@ -613,7 +613,7 @@ def spine_chart(rows: pd.DataFrame, title: str, comparator: str = "England") -> 
     ax.set_yticks(y, [textwrap.fill(label(i), 34) for i in rows["indicator"]])  # leave the bars room
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xticks([0, 0.5, 1], ["Worst / lowest", comparator, "Best / highest"])
+    ax.set_xticks([0, 0.5, 1], ["Worst / lowest", textwrap.fill(comparator, 12), "Best / highest"])
     for tick, align in zip(ax.get_xticklabels(), ("left", "center", "right")):
         tick.set_horizontalalignment(align)
     ax.grid(False)
@@ -621,7 +621,7 @@ def spine_chart(rows: pd.DataFrame, title: str, comparator: str = "England") -> 
     level = rows["level"].iloc[0] if "level" in rows else 0.95
     present.append(Line2D([], [], color="#8A8A8A", linewidth=6, label="Middle half of sites"))
     fig.legend(handles=present, loc="outside lower center", ncols=min(len(present), 4), frameon=False,
-               fontsize="small", title=f"Compared with {comparator if comparator == 'England' else comparator.lower()} "
+               fontsize="small", title=f"Compared with {comparator if comparator.startswith('England') else comparator.lower()} "
                f"at {level:.1%}".replace(".0%", "%"),
                title_fontsize="small")
     return fig
