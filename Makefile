@@ -9,6 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 DEMO      := data/demo
+DEMO_PREV := data/demo-previous-quarter
 DEMO_ARGS := --sites 9 --people 8000 --seed 2015
 PARAMS    := params/demo.yaml
 JOBS      ?=
@@ -16,7 +17,10 @@ AXE       := node_modules/axe-core/axe.min.js
 
 .PHONY: report test setup demo lab lock clean chromium
 
-report: $(STAMP) $(DEMO)/dataset.yaml
+# The demo builds last quarter's extract of the same programme first (its own run), so the
+# briefings of this quarter show what changed since (reports/history.parquet keeps both).
+report: $(STAMP) $(DEMO)/dataset.yaml $(DEMO_PREV)/dataset.yaml
+	$(BIN)/ipcreport build $(DEMO_PREV) --params $(PARAMS) --run demo-previous-quarter $(if $(JOBS),--jobs $(JOBS))
 	$(BIN)/ipcreport build $(DEMO) --params $(PARAMS) $(if $(JOBS),--jobs $(JOBS))
 
 test: $(STAMP) $(AXE) chromium
@@ -49,6 +53,9 @@ demo: $(DEMO)/dataset.yaml
 $(DEMO)/dataset.yaml: | $(STAMP)
 	$(BIN)/ipcreport synth $(DEMO) $(DEMO_ARGS)
 
+$(DEMO_PREV)/dataset.yaml: $(DEMO)/dataset.yaml
+	$(BIN)/ipcreport snapshot $(DEMO) $(DEMO_PREV) --months-before 3
+
 lab: $(STAMP) $(DEMO)/dataset.yaml
 	$(BIN)/jupyter lab notebooks/
 
@@ -58,4 +65,4 @@ lock: $(STAMP)
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^ipcreport' ) > requirements.lock
 
 clean:
-	rm -rf $(VENV) reports work $(DEMO) node_modules test-artifacts
+	rm -rf $(VENV) reports work $(DEMO) $(DEMO_PREV) node_modules test-artifacts

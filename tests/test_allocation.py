@@ -47,14 +47,19 @@ def test_window_is_the_twelve_months_ending_on_the_extract_date():
 
 
 def test_money_counts_and_shares_by_hand():
+    # In the year (1 Feb 2025 to 31 Jan 2026): a and b 334 of their 365 days, c 215 of 365.
+    a, b, c = 12_000 * 334 / 365, 4_000 * 334 / 365, 3_000 * 215 / 365
     summary = A.budget_summary(BUDGETS, WINDOW)
-    assert summary == {"budget_total": 19_000.0, "budget_mean": 19_000 / 3, "budget_median": 4_000.0, "budget_periods": 3}
+    assert summary == pytest.approx({"budget_total": a + b + c, "budget_mean": 19_000 / 3, "budget_median": 4_000.0,
+                                     "budget_periods": 3})
     by_management = A.money_by(BUDGETS, PEOPLE, WINDOW, "management", ("notional", "third_party", "direct_payment"))
     assert by_management["people"].tolist() == [1, 0, 2]
-    assert by_management["money"].tolist() == [12_000.0, 0.0, 7_000.0]
-    assert by_management.loc["notional", "share_of_money"] == pytest.approx(12 / 19)
+    assert by_management["money"].tolist() == pytest.approx([a, 0.0, b + c])
+    assert by_management.loc["notional", "share_of_money"] == pytest.approx(a / (a + b + c))
     funding = A.funding_shares(BUDGETS, WINDOW)
-    assert funding.to_dict() == pytest.approx({"nhs": 11 / 19, "social_care": 8 / 19, "education": 0.0})
+    nhs = (10_000 * 334 + 1_000 * 215) / 365
+    assert funding.to_dict() == pytest.approx({"nhs": nhs / (a + b + c), "social_care": 1 - nhs / (a + b + c),
+                                               "education": 0.0})
     assert A.management_shares(PEOPLE).to_dict() == pytest.approx({"notional": 1 / 3, "third_party": 0, "direct_payment": 2 / 3})
 
 
@@ -72,7 +77,8 @@ def test_utilisation_counts_completed_periods_only_and_nets_refunds():
 
 def test_new_need_is_agreed_money_of_people_with_no_prior_service_cost():
     table = A.new_need(PEOPLE, BUDGETS, WINDOW)
-    assert table.to_dict("index") == {"mental_health": {"people": 1, "agreed": 4_000.0}}
+    assert table.loc["mental_health", "people"] == 1 and list(table.index) == ["mental_health"]
+    assert table.loc["mental_health", "agreed"] == pytest.approx(4_000 * 334 / 365)
 
 
 def test_calibration_recovers_a_known_elasticity():

@@ -61,7 +61,7 @@ def test_html_briefing_is_self_contained_marked_synthetic_and_shows_no_code(buil
     page = next((report / "sites").glob("*/briefing.html")).read_text()
     words = " ".join(page.split())  # pandoc wraps long lines
     assert SYNTHETIC_MARK in words
-    for section in ("Key messages", "Who holds budgets and how", "What budgets buy",
+    for section in ("Decisions for the board", "Money in the reporting year", "Who holds budgets and how", "What budgets buy",
                     "Outcomes against the comparison group", "Financial risk", "Data quality",
                     "Methods and definitions"):
         assert f"{section}</h2>" in words
@@ -98,7 +98,7 @@ def test_word_briefing_has_headings_and_figures(built):
     _, report = built
     document = docx.Document(next((report / "sites").glob("*/briefing.docx")))
     headings = [p.text for p in document.paragraphs if p.style.name.startswith("Heading")]
-    assert "Financial risk" in headings and "Key messages" in headings
+    assert "Financial risk" in headings and "Decisions for the board" in headings
     assert len(document.inline_shapes) >= 6
     assert any("SYNTHETIC" in p.text for s in document.sections for p in s.header.paragraphs)
 
@@ -128,3 +128,29 @@ def test_a_failing_site_does_not_stop_the_others(small_dataset, tmp_path):
     statuses = {s["key"]: s["status"] for s in manifest["sites"]}
     assert statuses == {sites[0]: "failed", sites[1]: "ok"}
     assert (tmp_path / "work" / "r" / "sites" / sites[0] / "error.txt").exists()
+
+
+def test_two_extracts_a_quarter_apart_show_what_changed(small_dataset, tmp_path):
+    """Build last quarter's extract, then this quarter's: the second briefing's table gives each
+    figure then (the first build's metrics) and now, and the history holds both extracts."""
+    params = tmp_path / "q.yaml"
+    params.write_text("run: quarterly\nformats: [html]\nrisk: {simulation_draws: 1000}\n")
+    earlier = tmp_path / "earlier"
+    assert run_cli("snapshot", small_dataset, earlier, "--months-before", 3, cwd=tmp_path).returncode == 0
+    common = ("--params", params, "--jobs", 2, "--reports", tmp_path / "reports", "--work", tmp_path / "work")
+    for dataset, run in ((earlier, "q1"), (small_dataset, "q2")):
+        done = run_cli("build", dataset, *common, "--run", run, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+    history = pd.read_parquet(tmp_path / "reports" / "history.parquet")
+    assert history.groupby("run")["extract_date"].nunique().to_dict() == {"q1": 1, "q2": 1}
+    site = pd.read_csv(small_dataset / "sites.csv", dtype=str)["site_code"].iloc[0]
+    then = json.loads((tmp_path / "work" / "q1" / "sites" / site / "metrics.json").read_text())
+    now = json.loads((tmp_path / "work" / "q2" / "sites" / site / "metrics.json").read_text())
+    page = " ".join((tmp_path / "reports" / "q2" / "sites" / site / "briefing.html").read_text().split())
+    assert "Since the last extract" in page
+    row = re.search(r"Agreed budgets in the year</td>\s*<td[^>]*>([^<]+)</td>\s*<td[^>]*>([^<]+)</td>", page)
+    from ipcreport.present import money
+
+    assert row and (row.group(1), row.group(2)) == (money(then["budget_total"]), money(now["budget_total"]))
+    # The earlier extract's own briefing has no earlier extract to compare with.
+    assert "Since the last extract" not in (tmp_path / "reports" / "q1" / "sites" / site / "briefing.html").read_text()

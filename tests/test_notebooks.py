@@ -69,7 +69,7 @@ def test_site_notebook_shows_every_section_with_a_chart_and_no_errors(site_run):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines() if line.startswith("## ")]
-    assert headings == ["## Key messages", "## Who holds budgets and how", "## What budgets buy",
+    assert headings == ["## Decisions for the board", "## Money in the reporting year", "## Who holds budgets and how", "## What budgets buy",
                         "## Outcomes against the comparison group", "## Compared with other sites and over time",
                         "## Financial risk", "## Data quality",
                         "## Methods and definitions"]

@@ -29,6 +29,14 @@ class Settings:
     reporting_months: int = 12
     risk: R.RiskAssumptions = field(default_factory=R.RiskAssumptions)
     comparisons: compare.CompareSettings = field(default_factory=compare.CompareSettings)
+    # The site's pooled fund for budgets, GBP a year by funder (nhs, social_care, education), as
+    # in its section 75 agreement: this year's, and next year's (None: the same as this year's).
+    pooled_fund: dict | None = None
+    pooled_fund_next: dict | None = None
+
+    @property
+    def fund_next_year(self) -> dict | None:
+        return self.pooled_fund_next if self.pooled_fund_next is not None else self.pooled_fund
 
 
 @dataclass
@@ -53,9 +61,9 @@ def analyse_site(data: SiteData, settings: Settings = Settings(), national: pd.D
     site = data.site
     metrics.update({"site_name": site["site_name"], "region": site["region"], "population": int(site["population"]),
                     "synthetic": data.synthetic})
-    alloc = allocation.compute(data, window, metrics)
+    alloc = allocation.compute(data, window, metrics, settings.pooled_fund)
     outs = outcomes.compute(data, metrics)
-    risks = risk.compute(data, alloc, settings.risk, metrics)
+    risks = risk.compute(data, alloc, settings.risk, metrics, settings.fund_next_year)
     compared = compare.compute(data, alloc, national, metrics, settings=settings.comparisons)
     for warning in quality.published_warnings(data.warnings, disclosure.DEFAULT):
         metrics.note(f"data warning: {warning}")
@@ -78,27 +86,24 @@ def load_national(national_path: str | Path | None, data_path: str | Path, month
     return I.national_table([site_tables(dataset, c) for c in dataset.site_codes], dataset.meta.extract_date, months)
 
 
-def key_messages(r: SiteResults) -> list[str]:
-    """The briefing's opening: the first message of each section, in plain words."""
-    a = r.allocation
-    msgs = allocation.holders_messages(a)[:1]
-    msgs += allocation.use_messages(a)[:1]
-    msgs += outcomes.messages(r.outcomes)
-    msgs += risk.messages(r.risk)[::2]  # double running and overspend
-    return msgs
-
-
 def headline_table(r: SiteResults) -> pd.DataFrame:
     m = r.metrics.values
     rows = {
-        "Agreed budgets in the reporting year": money(m["budget_total"]),
+        "Agreed budgets in the reporting year (pro-rated to its days)": money(m["budget_total"]),
+        "Spent through budgets in the reporting year": money(m["spend_in_year"]),
+        "Committed a year to budgets live on the extract date": money(m["budget_committed_annual"]),
         "Median budget per year of care": money(m["budget_median"]),
         "Utilisation of completed budgets": pct(m["utilisation"]),
         "Median agreed / indicative budget": "not available" if m["ras_agreed_ratio_median"] is None
         else f"{m['ras_agreed_ratio_median']:.2f}",
         "Budgets for needs no service met before": money(m["new_need_cost"]),
+        "Net new money (budgets minus the same people's prior service cost)": money(m["net_new_money"]),
         "Double running, next 12 months (phased roll-out)": money(m["double_running_cost"]),
-        "Chance of overspending next year": probability(m["overspend_probability"]),
+        "Double running, next 12 months (fast roll-out)": money(m.get("double_running_cost_fast")),
+        "Spend forecast, next 12 months": "not available" if m["spend_forecast"] is None
+        else f"{money(m['spend_forecast'])} ({money(m['spend_p05'])} to {money(m['spend_p95'])})",
+        "Chance of spend exceeding the pooled fund": "no pooled fund given" if m["pooled_fund"] is None
+        else probability(m["overspend_probability"]),
     }
     return pd.DataFrame({"Value": rows})
 
@@ -122,9 +127,23 @@ def definitions(settings: Settings, policy: disclosure.Policy) -> dict[str, str]
     return {
         "Reporting year": f"The {settings.reporting_months} months ending on the dataset's extract date.",
         "Budget holder": "A person with a personal (IPC) budget; the comparison group are similar people without one.",
-        "Budgets": "Agreed budgets of budget periods (years of care) overlapping the reporting year.",
+        "Money in the year": "A year of care runs from each holder's own start date, so two of a continuing holder's "
+                             "periods touch any 12-month window. Each period's agreed budget, and each funder's "
+                             "part of it, counts for its days inside the reporting year over its days in all "
+                             "(both end days included): a period of 365 days with 100 inside the year counts "
+                             "100/365 of its budget. Shares by funder, cohort and holding mode use the same money.",
+        "Committed a year": "The agreed budgets of the periods live on the extract date, each scaled to 365 days.",
+        "Spent in the year": "Budget spend net of refunds in the months of the reporting year; split between funders "
+                             "by the funder shares of the budget period it was spent from.",
+        "Money bridge": "Per funder: agreed budgets in the year, spend in the year, unspent (agreed minus spent), of "
+                        "which direct-payment money agreed for the year but not spent in it (per period, where "
+                        "positive), the pooled fund from the run's parameters, and the pooled fund minus spend.",
+        "Net new money": "Agreed budgets in the year minus what the same people's services cost in the 12 months "
+                         "before they started, over the same days (their prior service cost per day x the days their "
+                         "budgets cover in the year).",
         "Indicative budget": "The budget the resource allocation system (RAS) gives for the assessed need.",
-        "Utilisation": "Spend, net of refunds, over agreed budget for budget periods completed by the extract date.",
+        "Utilisation": "Spend, net of refunds, over agreed budget for budget periods completed by the extract date, "
+                       "leaving out periods cut short because the holder left (died, moved or left the programme).",
         "Calibration": "Log agreed budget regressed on log indicative budget (least squares, robust HC3 errors); "
                        "an elasticity of 1 means agreed budgets scale with the RAS.",
         "Fairness": "Each holder's log agreed budget regressed on log need score, cohort, age band, sex and "
@@ -137,17 +156,45 @@ def definitions(settings: Settings, policy: disclosure.Policy) -> dict[str, str]
         "Quality-of-life difference": "Follow-up score regressed on baseline score, group, cohort, age and need "
                                       "score (robust HC3 errors): the adjusted difference, budget holders minus "
                                       "comparison.",
-        "New need": "Agreed budgets of people whose health and care services cost nothing in the 12 months "
-                    "before they started: new cost, not moved cost.",
-        "Double running": "Budget spend in a category displaces block-contract spend in the same category; notice "
-                          "to reduce a contract is served as money moves and takes effect after the contract's "
-                          "notice period; until then, and never past the contract's end, the money is paid twice. "
-                          f"Budget holders grow {k.enrolment_growth:.0%} a year: phased over {k.horizon_months} "
-                          f"months, or fast within {k.fast_rollout_months}.",
-        "Overspend": f"{k.draws:,} simulated years (seed {k.seed}): enrolment pace around the plan (standard "
-                     f"deviation {k.enrolment_growth_sd:.0%}), mean budget and utilisation around the site's "
-                     "completed periods with their standard errors, plus the spread of a sum of individual spends. "
-                     "The pooled budget funds the planned number of holders at today's mean budget.",
+        "New need": "Agreed budgets in the year of people whose health and care services cost nothing in the 12 "
+                    "months before they started: new cost, not moved cost.",
+        "Double running": "Only money that moves into budgets after the extract date is counted: the growth under "
+                          "the roll-out plan in each category's monthly budget spend (average of the latest three "
+                          "months, people with a prior service cost only: new need displaces nothing), shared among "
+                          "that category's block contracts by annual value. Notice is served as money moves; money "
+                          "moving in month k is paid twice in months k to k + notice - 1, never past the contract's "
+                          f"end nor above its monthly value; {k.release_share:.0%} of moved money can be released. "
+                          f"Budget holders grow {k.enrolment_growth:.0%} a year: phased evenly over "
+                          f"{k.horizon_months} months, or fast within {k.fast_rollout_months}. Money already in "
+                          "budgets on the extract date is assumed released"
+                          + (f", except {k.unreleased_share:.0%} of it, shown apart." if k.unreleased_share else "."),
+        "Notice calendar": "For each contract, the date by which notice must be served for the reduction to take "
+                           "effect as money first moves under the phased plan; each month of delay keeps one more "
+                           "month of the year's moved money paid twice.",
+        "Spend forecast": f"{k.draws:,} simulated years (seed {k.seed}). Today's holders spend their live budgets "
+                          f"(renewed at a price uplift of {k.price_uplift:.1%}, standard deviation "
+                          f"{k.price_uplift_sd:.1%}) until they leave, at the site's exit rate in the reporting year "
+                          "(its uncertainty from the number of exits); new holders start evenly through the year, "
+                          f"enough for {k.enrolment_growth:.0%} growth (standard deviation "
+                          f"{k.enrolment_growth_sd:.0%}) plus those who leave, with budgets like the reporting year's "
+                          "starters; each person uses a share of their budget around the site's utilisation, with its "
+                          "spread between people. The interval is the 5th to 95th percentile.",
+        "Pooled fund": ("The site's pooled fund for budgets from the run's parameters (GBP a year, by funder); the "
+                        "chance of overspending is the share of simulated years above it."
+                        if settings.fund_next_year else
+                        "None was given for this site, so no chance of overspending is stated: a fund derived from "
+                        "the same data would only restate the forecast."),
+        "Forecast outturn": "This financial year (April to March): spend to the extract date plus the months left as "
+                            "their share of next year's simulated spend.",
+        "Evidence tags": "On the decision page: robust (from complete records, or an interval that rules out "
+                         "chance), indicative (a projection from stated assumptions, or a signal that could still be "
+                         "chance), data gap (the figure needs data or a setting the site has not supplied).",
+        "Glossary": "ASCOT: the Adult Social Care Outcomes Toolkit, a social-care quality-of-life score (0 to 1). "
+                    "EQ-5D: a health-related quality-of-life score (1 is full health). GHQ-12: a psychological "
+                    "distress score. QALY: a quality-adjusted life year, a year in full health. RAS: the resource "
+                    "allocation system that sets indicative budgets. Difference in differences: the change among "
+                    "budget holders over the change among similar people. SPC: statistical process control (control "
+                    "charts). Section 75: the NHS Act 2006 power under which NHS and councils pool funds.",
         "Disclosure control": f"Counts of people from 1 to {policy.threshold} are hidden ({disclosure.SUPPRESSED}) "
                               f"and others rounded to the nearest {policy.rounding}; where a hidden count could be "
                               "worked out from a total, more cells are hidden; means, rates and shares of groups "

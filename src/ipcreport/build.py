@@ -34,7 +34,9 @@ from .jobs import (KEY_FILE, RENDERED, BuildInterrupted, DaskExecutor, LocalExec
                    reuse)
 from .params import RunParams
 from .publish import SYNTHETIC_MARK, assemble, swap_into_place
-from .results import read_json, write_json_atomic
+from .results import METRICS_FILE, read_json, read_metrics, write_json_atomic
+
+HISTORY_FILE = "history.parquet"  # under the reports folder, beside every run's folder (ipcreport.history)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = PACKAGE_ROOT / "notebooks"
@@ -186,11 +188,14 @@ def _outputs_present(folder: Path, record: dict | None) -> bool:
 
 
 def plan_sites(inputs: dict[str, Any], params: RunParams, work: Path, site_notebook: Path = SITE_NOTEBOOK,
-               force: bool = False) -> Plan:
+               force: bool = False, history_path: Path | None = None) -> Plan:
     """Each site's job, cache key, and why it must run (no reasons: reuse the last result)."""
     shared = {"notebook": notebook_fingerprint(site_notebook), "package": package_fingerprint(),
               "dataset": sha256_json([inputs["name"], inputs["extract_date"], inputs["synthetic"]])}
     run_date = datetime.now(timezone.utc).date().isoformat()
+    from . import history as H  # pandas: imported only when sites are planned
+
+    earlier = H.read(history_path)
     subtitle = f"Quarterly briefing on data to {inputs['extract_date_words']}"
     jobs = []
     for site in inputs["sites"]:
@@ -198,7 +203,9 @@ def plan_sites(inputs: dict[str, Any], params: RunParams, work: Path, site_noteb
         settings = params.for_site(code)
         components = {**shared, "data": inputs["partitions"][code]["sha256"],
                       "parameters": sha256_json([settings, list(params.formats), params.source]),
-                      "comparisons": inputs["fingerprints"][code]}
+                      "comparisons": inputs["fingerprints"][code],
+                      # what the briefing shows of this site's earlier extracts
+                      "history": sha256_json(H.previous(earlier, code, inputs["extract_date"]).to_dict("records"))}
         key = key_of(components)
         folder = work / "sites" / code
         previous = read_key(folder)
@@ -210,6 +217,7 @@ def plan_sites(inputs: dict[str, Any], params: RunParams, work: Path, site_noteb
             parameters={"site_code": code, "data_path": inputs["partitions"][code]["folder"],
                         "output_dir": str(folder.parent / f".{code}.partial"),
                         "national_path": inputs["national_csv"], "params_file": params.source,
+                        "history_path": str(history_path) if history_path else None,
                         "run_date": run_date, **settings},
             work_dir=str(folder), stem="briefing", formats=params.formats,
             watermark=SYNTHETIC_MARK if inputs["synthetic"] else None, cell_timeout=params.cell_timeout_seconds,
@@ -235,6 +243,7 @@ def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work
         parameters={"metrics_dir": str(work / "sites"), "sites": [r.key for r in ok],
                     "output_dir": str(work / ".overview.partial"), "params_file": params.source,
                     "run_date": plan.run_date, "link_sites": True, "national_path": plan.inputs["national_csv"],
+                    "history_path": plan.sites[0].parameters.get("history_path") if plan.sites else None,
                     "suppress_threshold": params.settings["suppress_threshold"], "rounding": params.settings["rounding"],
                     "national_values": params.settings["national_values"]},
         work_dir=str(folder), stem="overview", formats=params.formats,
@@ -293,7 +302,8 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
             inputs = prepare(dataset_path, params, work, engine=engine, on_work=runner.start)
             timings["prepare_seconds"] = round(time.perf_counter() - started, 2)
             say = _run_log(work, progress)
-            plan = plan_sites(inputs, params, work, site_notebook, force)
+            history_path = Path(reports_root).resolve() / HISTORY_FILE
+            plan = plan_sites(inputs, params, work, site_notebook, force, history_path)
             stale = plan.stale()
             say(f"{len(plan.sites)} site(s) in {inputs['name']}: {len(stale)} to build, "
                 f"{len(plan.sites) - len(stale)} unchanged (work in {work})")
@@ -328,10 +338,19 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
     timings["publish_seconds"] = 0.0
     assemble(staged, inputs, sites, overview, manifest(inputs, params, result, work))
     swap_into_place(staged, report_dir)
+    record_history(history_path, params.run, sites)
     timings["publish_seconds"] = round(time.perf_counter() - publish_at, 2)
     result.seconds = round(time.perf_counter() - started, 2)
     say(f"published {report_dir / 'index.html'} in {result.seconds:.1f} s")
     return result
+
+
+def record_history(history_path: Path, run: str, sites: list[StageResult]) -> None:
+    """Add the published sites' headline figures to the history, for next quarter's briefings."""
+    from . import history as H
+
+    published = [read_metrics(Path(s.work_dir) / METRICS_FILE) for s in sites if s.ok]
+    H.append(history_path, H.rows_from_metrics(run, published))
 
 
 def _run_log(work: Path, progress: Callable[[str], None]) -> Callable[[str], None]:

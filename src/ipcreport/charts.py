@@ -307,7 +307,7 @@ def plan_lines(by_month: pd.DataFrame, title: str, ylabel: str) -> plt.Figure:
 
 
 @_placeholder_when_empty
-def tornado(table: pd.DataFrame, title: str, xlabel: str) -> plt.Figure:
+def tornado(table: pd.DataFrame, title: str, xlabel: str, reference: str = "Spend equals the pooled fund") -> plt.Figure:
     """One-way sensitivities: a bar per input from its low to its high result, widest at the top,
     around the central result (``gap_central``)."""
     fig, ax = _new(1.0 + 0.55 * len(table))
@@ -317,7 +317,7 @@ def tornado(table: pd.DataFrame, title: str, xlabel: str) -> plt.Figure:
         ax.barh(row, r["gap_low"] - central, left=central, color=PALETTE[4], label="Input at its 5th percentile" if row == y[0] else None)
         ax.barh(row, r["gap_high"] - central, left=central, color=NHS_BLUE, label="Input at its 95th percentile" if row == y[0] else None)
     ax.axvline(central, color="black", linewidth=1)
-    ax.axvline(0, color=PALETTE[5], linestyle="--", linewidth=1, label="Spend equals budget")
+    ax.axvline(0, color=PALETTE[5], linestyle="--", linewidth=1, label=reference)
     ax.set_yticks(y, table["input"])
     money_axis(ax.xaxis)
     ax.set_xlabel(xlabel)

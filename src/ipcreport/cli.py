@@ -1,4 +1,4 @@
-"""`ipcreport synth | validate | build | status`.
+"""`ipcreport synth | validate | build | status | snapshot`.
 
 Exit codes: 0 success; 1 a build ran but some site or the overview failed; 2 bad input
 (the dataset breaks the contract, or the parameters are wrong): nothing was written;
@@ -55,11 +55,11 @@ def _validate(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from .build import build
     from .jobs import BuildInterrupted
-    from .params import ParamsError, load_params
+    from .params import ParamsError
     from .validation import DatasetInvalid
 
     try:
-        params = load_params(args.params)
+        params = _params(args)
         result = build(args.dataset, params, jobs=args.jobs, reports_root=args.reports, work_root=args.work,
                        force=args.force, executor=args.executor, scheduler=args.scheduler, engine=args.engine)
     except ParamsError as err:
@@ -82,11 +82,11 @@ def _build(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from .build import status
-    from .params import ParamsError, load_params
+    from .params import ParamsError
     from .validation import DatasetInvalid
 
     try:
-        plan = status(args.dataset, load_params(args.params), work_root=args.work, engine=args.engine)
+        plan = status(args.dataset, _params(args), work_root=args.work, engine=args.engine)
     except (ParamsError, DatasetInvalid) as err:
         print(f"ipcreport status: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -97,10 +97,45 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _snapshot(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .dataset import load_dataset
+    from .snapshot import write_snapshot
+    from .validation import DatasetInvalid
+
+    try:
+        extract = load_dataset(args.dataset).meta.extract_date
+        earlier = extract - pd.DateOffset(months=args.months_before)
+        write_snapshot(args.dataset, args.out, f"{earlier:%Y-%m-%d}")
+    except (DatasetInvalid, ValueError) as err:
+        print(f"ipcreport snapshot: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"Wrote {args.out}: {args.dataset} as extracted on {earlier:%d %B %Y}")
+    return EXIT_OK
+
+
+def _params(args: argparse.Namespace):
+    """The run's parameters, with the run name the command line gives, if any."""
+    from dataclasses import replace
+
+    from .params import load_params
+
+    params = load_params(args.params)
+    return replace(params, run=args.run) if args.run else params
+
+
+def _run_name(text: str) -> str:
+    if not text.replace("-", "").replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError(f"'{text}' must be letters, digits, '-' or '_' (it names a folder)")
+    return text
+
+
 def _run_arguments(command: argparse.ArgumentParser) -> None:
     """What `build` and `status` both need to know: the dataset, the run, where work is kept."""
     command.add_argument("dataset")
     command.add_argument("--params", help="run parameters (YAML), e.g. params/demo.yaml")
+    command.add_argument("--run", type=_run_name, help="the run's name (its output folder); default: the parameters' run")
     command.add_argument("--work", default="work", help="working files root (default: work)")
     command.add_argument("--engine", choices=("auto", "pandas", "duckdb"), default="auto",
                          help="how the dataset is checked and split by site (auto: DuckDB above 256 MB)")
@@ -139,6 +174,12 @@ def parser() -> argparse.ArgumentParser:
                    help="local: a process pool on this machine; dask: a Dask distributed cluster")
     b.add_argument("--scheduler", help="the Dask scheduler's address, e.g. tcp://10.0.0.5:8786")
     b.set_defaults(func=_build)
+
+    sn = sub.add_parser("snapshot", help="write a dataset as it would have been extracted some months earlier")
+    sn.add_argument("dataset")
+    sn.add_argument("out", help="folder to write (replaced if it exists)")
+    sn.add_argument("--months-before", type=int, default=3, help="how many months earlier (default: 3, a quarter)")
+    sn.set_defaults(func=_snapshot)
 
     st = sub.add_parser("status", help="which sites a build would run again, and why; writes nothing")
     _run_arguments(st)

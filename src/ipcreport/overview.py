@@ -120,3 +120,27 @@ def funnel_messages(funnels_by_key: dict[str, F.Funnel], settings: CompareSettin
         msgs.append("Compared with all sites in this dataset pooled; no national figures were supplied, so this "
                     "is not England.")
     return msgs
+
+
+MONEY_COLUMNS = {
+    "budget_total": "Agreed budgets in the year",
+    "spend_in_year": "Spent in the year",
+    "budget_committed_annual": "Committed a year",
+    "net_new_money": "Net new money",
+    "double_running_cost": "Double running, phased",
+    "double_running_cost_fast": "Double running, fast",
+    "spend_forecast": "Spend forecast, next year",
+    "pooled_fund": "Pooled fund, next year",
+}
+
+
+def money_by_site(m: pd.DataFrame) -> pd.DataFrame:
+    """Every site's money figures (GBP, the same definitions as the site briefings) and their sum.
+
+    A column's total is left missing when any site lacks the figure, so a total never silently
+    leaves a site out.
+    """
+    table = m.set_index("site_name")[[c for c in MONEY_COLUMNS if c in m]].astype(float)
+    total = table.sum(min_count=1).where(table.notna().all())
+    table.loc["All sites"] = total
+    return table.rename(columns=MONEY_COLUMNS)

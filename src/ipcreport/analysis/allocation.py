@@ -13,6 +13,7 @@ from statsmodels.regression.linear_model import OLS
 from statsmodels.tools.tools import add_constant
 
 from .. import contract as C
+from . import money as M
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,13 @@ def budgets_in_window(budgets: pd.DataFrame, window: Window) -> pd.DataFrame:
 
 
 def budget_summary(budgets: pd.DataFrame, window: Window) -> dict[str, float]:
-    """Total, mean and median agreed budget over periods overlapping the reporting year."""
+    """Agreed budget money in the reporting year (pro-rated, :mod:`.money`), and the mean and
+    median agreed budget per year of care over the periods overlapping the year."""
     agreed = budgets_in_window(budgets, window)["agreed_budget"]
     if agreed.empty:
         return {"budget_total": 0.0, "budget_mean": None, "budget_median": None, "budget_periods": 0}
     return {
-        "budget_total": float(agreed.sum()),
+        "budget_total": M.budget_total(budgets, window),
         "budget_mean": float(agreed.mean()),
         "budget_median": float(agreed.median()),
         "budget_periods": int(agreed.size),
@@ -82,9 +84,9 @@ def budget_distribution(budgets: pd.DataFrame, people: pd.DataFrame, window: Win
 
 
 def funding_shares(budgets: pd.DataFrame, window: Window) -> pd.Series:
-    """Share of agreed budget money from each funder (NHS, social care, education)."""
-    periods = budgets_in_window(budgets, window)
-    money = periods[list(C.FUNDING_COLUMNS)].sum()
+    """Share of agreed budget money in the reporting year from each funder (NHS, social care, education)."""
+    periods = M.in_year(budgets, window)
+    money = periods[[f"{f}_in_year" for f in C.FUNDING_COLUMNS]].sum().rename(lambda c: c.removesuffix("_in_year"))
     total = money.sum()
     shares = money / total if total else money * np.nan
     return shares.rename(lambda c: c.removeprefix("funded_"))
@@ -100,34 +102,37 @@ def completed_periods(budgets: pd.DataFrame, extract_date: pd.Timestamp) -> pd.D
     return budgets[budgets["period_end"] <= extract_date]
 
 
-def utilisation(budgets: pd.DataFrame, spend: pd.DataFrame, extract_date: pd.Timestamp) -> pd.DataFrame:
+def utilisation(budgets: pd.DataFrame, spend: pd.DataFrame, extract_date: pd.Timestamp,
+                people: pd.DataFrame | None = None) -> pd.DataFrame:
     """Spend against agreed budget, per budget period completed by the extract date.
 
     Spend rows are matched to the period containing their month (the contract guarantees
-    exactly one). Returns one row per completed period with agreed, spent and their ratio.
+    exactly one). Returns one row per completed period with agreed, spent, their ratio and
+    ``cut_short``: the person left (died, moved, left the programme) before the period's end,
+    so its spend says nothing about how well the budget was used. ``ratio`` is missing for
+    periods cut short.
     """
     periods = completed_periods(budgets, extract_date)[["person_id", "period_start", "period_end", "agreed_budget"]]
     if periods.empty:
-        return periods.assign(spent=pd.Series(dtype=float), ratio=pd.Series(dtype=float))
-    rows = pd.merge_asof(
-        spend[["person_id", "month", "amount"]].sort_values("month"),
-        periods.sort_values("period_start"),
-        left_on="month",
-        right_on="period_start",
-        by="person_id",
-    )
-    rows = rows[rows["period_end"].notna() & (rows["month"] <= rows["period_end"])]
+        return periods.assign(spent=pd.Series(dtype=float), ratio=pd.Series(dtype=float),
+                              cut_short=pd.Series(dtype=bool))
+    rows = M.match_spend_to_periods(spend[["person_id", "month", "amount"]], periods)
     spent = rows.groupby(["person_id", "period_start"])["amount"].sum().rename("spent")
     out = periods.merge(spent, left_on=["person_id", "period_start"], right_index=True, how="left")
     out["spent"] = out["spent"].fillna(0.0)
-    out["ratio"] = out["spent"] / out["agreed_budget"].where(out["agreed_budget"] > 0)
+    out["cut_short"] = False
+    if people is not None and "exit_date" in people:
+        exit_date = out["person_id"].map(people.set_index("person_id")["exit_date"])
+        out["cut_short"] = (exit_date.notna() & (exit_date < out["period_end"])).astype(bool)
+    out["ratio"] = (out["spent"] / out["agreed_budget"].where(out["agreed_budget"] > 0)).where(~out["cut_short"])
     return out.reset_index(drop=True)
 
 
 def overall_utilisation(per_period: pd.DataFrame) -> float | None:
-    """Total spend over total agreed budget for the completed periods (the contract's key)."""
-    agreed = per_period["agreed_budget"].sum()
-    return float(per_period["spent"].sum() / agreed) if agreed > 0 else None
+    """Total spend over total agreed budget for completed periods not cut short (the contract's key)."""
+    full = per_period[~per_period["cut_short"]] if "cut_short" in per_period else per_period
+    agreed = full["agreed_budget"].sum()
+    return float(full["spent"].sum() / agreed) if agreed > 0 else None
 
 
 def spend_by_category(spend: pd.DataFrame, window: Window) -> pd.Series:
@@ -151,10 +156,10 @@ def monthly_series(people: pd.DataFrame, spend: pd.DataFrame) -> pd.DataFrame:
 
 
 def new_need(people: pd.DataFrame, budgets: pd.DataFrame, window: Window) -> pd.DataFrame:
-    """Agreed budgets in the reporting year of people no service had met before, by cohort."""
+    """Agreed budgets in the reporting year (pro-rated) of people no service had met before, by cohort."""
     new = ipc_people(people).loc[lambda p: p["prior_service_cost"] == 0, ["person_id", "cohort"]]
-    periods = budgets_in_window(budgets, window).merge(new, on="person_id")
-    table = periods.groupby("cohort").agg(people=("person_id", "nunique"), agreed=("agreed_budget", "sum"))
+    periods = M.in_year(budgets, window).merge(new, on="person_id")
+    table = periods.groupby("cohort").agg(people=("person_id", "nunique"), agreed=("agreed_budget_in_year", "sum"))
     return table.reindex([c for c in C.COHORTS if c in table.index])
 
 
@@ -164,9 +169,9 @@ def new_need(people: pd.DataFrame, budgets: pd.DataFrame, window: Window) -> pd.
 
 def money_by(budgets: pd.DataFrame, people: pd.DataFrame, window: Window, column: str,
              categories: tuple[str, ...]) -> pd.DataFrame:
-    """Budget holders and agreed budget money in the reporting year by a people column."""
-    periods = budgets_in_window(budgets, window).merge(people[["person_id", column]], on="person_id")
-    table = periods.groupby(column).agg(people=("person_id", "nunique"), money=("agreed_budget", "sum"))
+    """Budget holders and agreed budget money in the reporting year (pro-rated) by a people column."""
+    periods = M.in_year(budgets, window).merge(people[["person_id", column]], on="person_id")
+    table = periods.groupby(column).agg(people=("person_id", "nunique"), money=("agreed_budget_in_year", "sum"))
     table = table.reindex(list(categories), fill_value=0)
     total = table["money"].sum()
     table["share_of_money"] = table["money"] / total if total else np.nan
@@ -174,10 +179,10 @@ def money_by(budgets: pd.DataFrame, people: pd.DataFrame, window: Window, column
 
 
 def money_by_funder_and_cohort(budgets: pd.DataFrame, people: pd.DataFrame, window: Window) -> pd.DataFrame:
-    """Agreed budget money in the reporting year by cohort (rows) and funder (columns)."""
-    periods = budgets_in_window(budgets, window).merge(people[["person_id", "cohort"]], on="person_id")
-    table = periods.groupby("cohort")[list(C.FUNDING_COLUMNS)].sum()
-    table.columns = [c.removeprefix("funded_") for c in table.columns]
+    """Agreed budget money in the reporting year (pro-rated) by cohort (rows) and funder (columns)."""
+    periods = M.in_year(budgets, window).merge(people[["person_id", "cohort"]], on="person_id")
+    table = periods.groupby("cohort")[[f"{f}_in_year" for f in C.FUNDING_COLUMNS]].sum()
+    table.columns = [c.removeprefix("funded_").removesuffix("_in_year") for c in table.columns]
     return table.reindex([c for c in C.COHORTS if c in table.index])
 
 
@@ -322,7 +327,8 @@ def equity_model(budgets: pd.DataFrame, people: pd.DataFrame, window: Window, mi
 
 @dataclass(frozen=True)
 class Use:
-    periods: int
+    periods: int  # completed periods not cut short by an exit: what use is measured on
+    cut_short: int  # completed periods the holder left before they ended (left out of use)
     utilisation: float | None
     median_person: float | None
     share_under_70: float | None
@@ -338,18 +344,22 @@ USE_BAND_LABELS = ["under 50%", "50-70%", "70-90%", "90-100%", "100-110%", "over
 def budget_use(per_period: pd.DataFrame, people: pd.DataFrame) -> Use:
     """Spend over agreed budget for completed periods, its spread, and recoverable DP money.
 
-    ``per_period`` is :func:`utilisation`'s output. Unspent direct-payment money is what was
-    agreed but not spent (net of refunds already recovered) in completed direct-payment periods.
+    ``per_period`` is :func:`utilisation`'s output. Use is measured on periods not cut short by
+    an exit. Unspent direct-payment money is what was agreed but not spent (net of refunds
+    already recovered) in completed direct-payment periods, cut short or not: money left in the
+    account of someone who died or moved is recoverable too.
     """
     rated = per_period.dropna(subset=["ratio"])
+    cut_short = int(per_period["cut_short"].sum()) if "cut_short" in per_period else 0
     if rated.empty:
-        return Use(0, None, None, None, None, 0.0, pd.Series(0, index=USE_BAND_LABELS, name="periods"))
-    dp = rated.merge(people[["person_id", "management"]], on="person_id")
+        return Use(0, cut_short, None, None, None, None, 0.0, pd.Series(0, index=USE_BAND_LABELS, name="periods"))
+    dp = per_period.merge(people[["person_id", "management"]], on="person_id")
     dp = dp[dp["management"] == "direct_payment"]
     unspent = (dp["agreed_budget"] - dp["spent"]).clip(lower=0).sum()
     bands = pd.cut(rated["ratio"], USE_BANDS, labels=USE_BAND_LABELS, right=False).value_counts()
     return Use(
         periods=len(rated),
+        cut_short=cut_short,
         utilisation=overall_utilisation(rated),
         median_person=float(rated["ratio"].median()),
         share_under_70=float((rated["ratio"] < 0.7).mean()),

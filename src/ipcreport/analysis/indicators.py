@@ -49,7 +49,7 @@ def site_indicators(tables: dict[str, pd.DataFrame], extract_date: pd.Timestamp,
     holders = A.ipc_people(people)
     # One completed period per person (their latest): a person's periods share one way of using
     # a budget, so counting periods would treat them as independent and overstate precision.
-    per_period = A.utilisation(budgets, spend, extract_date).dropna(subset=["ratio"])
+    per_period = A.utilisation(budgets, spend, extract_date, people).dropna(subset=["ratio"])  # not cut short
     per_period = per_period.sort_values("period_start").drop_duplicates("person_id", keep="last")
     surveys = tables["surveys"]
     baseline = surveys.loc[surveys["timepoint"] == "baseline", "person_id"]

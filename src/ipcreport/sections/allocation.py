@@ -9,6 +9,7 @@ import pandas as pd
 from .. import contract as C
 from .. import disclosure
 from ..analysis import allocation as A
+from ..analysis import money as M
 from ..charts import label
 from ..dataset import SiteData
 from ..present import money, pct
@@ -36,9 +37,12 @@ class Allocation:
     spend_by_quarter: pd.DataFrame
     monthly: pd.DataFrame
     new_need: pd.DataFrame
+    bridge: pd.DataFrame  # funder x (agreed, spent, unspent, dp_recoverable, pooled_fund, variance)
+    committed_annual: float
+    net_new_money: float
 
 
-def compute(data: SiteData, window: A.Window, metrics: Metrics) -> Allocation:
+def compute(data: SiteData, window: A.Window, metrics: Metrics, pooled_fund: dict | None = None) -> Allocation:
     people, budgets, spend = data["people"], data["budgets"], data["spend"]
     by_group = people["group"].value_counts().reindex(list(C.GROUPS), fill_value=0)
     metrics.update({"people_ipc": int(by_group["ipc"]), "people_comparison": int(by_group["comparison"])})
@@ -47,6 +51,13 @@ def compute(data: SiteData, window: A.Window, metrics: Metrics) -> Allocation:
 
     budget = A.budget_summary(budgets, window)
     metrics.update({k: budget[k] for k in ("budget_total", "budget_mean", "budget_median")})
+    bridge = M.money_bridge(people, budgets, spend, window, pooled_fund)
+    committed = M.committed_annual(budgets, data.extract_date)
+    net_new = M.net_new_money(people, budgets, window)
+    metrics.update({"budget_committed_annual": committed, "spend_in_year": bridge.loc["total", "spent"],
+                    "net_new_money": net_new, "unspent_in_year": bridge.loc["total", "unspent"],
+                    "direct_payment_unspent_in_year": bridge.loc["total", "dp_recoverable"]})
+    metrics.update({f"spend_in_year_{f}": bridge.loc[f, "spent"] for f in C.FUNDERS})
     funding = A.funding_shares(budgets, window)
     metrics.update({f"share_funded_{f}": funding[f] for f in C.FUNDERS})
 
@@ -57,10 +68,11 @@ def compute(data: SiteData, window: A.Window, metrics: Metrics) -> Allocation:
     equity = A.equity_model(budgets, people, window)
     metrics.record("equity_fairness_p_value", equity.fairness_p_value)
 
-    per_period = A.utilisation(budgets, spend, data.extract_date)
+    per_period = A.utilisation(budgets, spend, data.extract_date, people)
     use = A.budget_use(per_period, people)
     if use.utilisation is None:
-        metrics.missing("utilisation", "no budget period has completed by the extract date")
+        metrics.missing("utilisation", "no budget period has completed by the extract date without an exit")
+    metrics.update({"utilisation_periods": use.periods, "utilisation_periods_cut_short": use.cut_short})
     metrics.update({"utilisation": use.utilisation, "utilisation_median_person": use.median_person,
                     "share_periods_under_70pct": use.share_under_70, "share_periods_over_100pct": use.share_over_100,
                     "direct_payment_unspent": use.direct_payment_unspent})
@@ -87,6 +99,9 @@ def compute(data: SiteData, window: A.Window, metrics: Metrics) -> Allocation:
         spend_by_quarter=A.spend_mix_over_time(spend),
         monthly=A.monthly_series(people, spend),
         new_need=new_need,
+        bridge=bridge,
+        committed_annual=committed,
+        net_new_money=net_new,
     )
 
 
@@ -106,6 +121,45 @@ def money_table(money_by: pd.DataFrame, policy: disclosure.Policy) -> pd.DataFra
     total = money_by["money"].sum()
     out.loc["total"] = [disclosure.publish_total(money_by["people"], policy), money(total), pct(1.0 if total else None)]
     return out
+
+
+BRIDGE_COLUMNS = {  # short headers: a PDF column this narrow breaks long words
+    "agreed": "Agreed",
+    "spent": "Spent",
+    "unspent": "Unspent",
+    "dp_recoverable": "Direct payments to recover",
+    "pooled_fund": "Pooled fund",
+    "variance": "Fund minus spend",
+}
+
+
+def bridge_table(a: Allocation) -> pd.DataFrame:
+    """The money bridge per funder, as published (funders with no money left out)."""
+    b = a.bridge
+    shown = b[(b[["agreed", "spent"]].abs().sum(axis=1) > 0) | (b.index == "total")]
+    if shown["pooled_fund"].isna().all():
+        shown = shown.drop(columns=["pooled_fund", "variance"])
+    return pd.DataFrame({BRIDGE_COLUMNS[col]: shown[col].map(money).to_numpy() for col in shown.columns},
+                        index=[label(f) for f in shown.index])
+
+
+def bridge_messages(a: Allocation) -> list[str]:
+    """What the bridge says, in words a finance director reads first."""
+    t = a.bridge.loc["total"]
+    if t["agreed"] == 0:
+        return []
+    msgs = [f"Budgets held {money(t['agreed'])} of agreed money in the reporting year (each year of care "
+            f"counted for its days in the year) and {money(t['spent'])} was spent through them "
+            f"({pct(t['spent'] / t['agreed'])}); {money(a.committed_annual)} a year is committed to the budgets "
+            "live on the extract date."]
+    if t["dp_recoverable"] > 0:
+        msgs.append(f"{money(t['dp_recoverable'])} of direct-payment money agreed for the year was not spent in it: "
+                    "review those accounts and recover what is not needed.")
+    if pd.notna(t["pooled_fund"]):
+        side = "left in" if t["variance"] >= 0 else "over"
+        msgs.append(f"Against the pooled fund of {money(t['pooled_fund'])}, spend was {money(abs(t['variance']))} "
+                    f"{side} the fund.")
+    return msgs
 
 
 def funding_table(a: Allocation) -> pd.DataFrame:
@@ -230,7 +284,9 @@ def use_messages(a: Allocation) -> list[str]:
         return ["No budget period has completed yet, so use of budgets cannot be measured."]
     return [
         f"Budget holders spent {pct(u.utilisation)} of the money agreed in periods completed by the extract date; "
-        f"{pct(u.share_under_70)} of budgets were less than 70% used and {pct(u.share_over_100)} overspent.",
+        f"{pct(u.share_under_70)} of budgets were less than 70% used and {pct(u.share_over_100)} overspent"
+        + (f" ({pct(u.cut_short / (u.cut_short + u.periods))} of completed periods ended early because the holder "
+           "left, and are left out: a death is not under-use)." if u.cut_short else "."),
         f"{money(u.direct_payment_unspent)} of direct-payment money was agreed but not spent in completed "
         "periods: money that could be recovered.",
     ]
