@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from ipcreport.analysis import indicators as I
-from ipcreport.briefing import analyse_site
+from ipcreport.briefing import Settings, analyse_site
 from ipcreport.dataset import load_dataset, site_data, site_tables
-from ipcreport.overview import flagged, funnels
+from ipcreport.overview import flagged, funnel_messages, funnels
 from ipcreport.sections import compare
 from ipcreport.synth import SynthConfig, synthesise
 
@@ -75,3 +75,104 @@ def test_site_comparison_respects_polarity(eight_sites):
     assert not rows.loc[neutral, "vs_england"].isin(["Better", "Worse"]).any()
     assert 0 < len(result.peers) <= 5 and data.site_code not in result.peers
     assert set(result.spine["indicator"]) == set(rows.index)
+
+
+# --- honest comparators ------------------------------------------------------------------------
+
+
+def test_without_national_values_the_comparator_is_all_sites_not_england(eight_sites):
+    nat = national(eight_sites)
+    data = site_data(eight_sites, eight_sites.site_codes[0])
+    c = analyse_site(data, national=nat).compare
+    assert set(c.comparisons["comparator"]) == {"all sites in this dataset"}
+    table = compare.comparison_table(c)
+    assert "All sites" in table.columns and "England" not in table.columns
+    text = " ".join(compare.messages(c))
+    assert "England" not in text and "all sites in this dataset" in text
+    assert "this is not England" in compare.comparator_sentence(c)
+
+
+def test_national_values_are_the_comparator_with_their_source(eight_sites):
+    nat = national(eight_sites)
+    data = site_data(eight_sites, eight_sites.site_codes[0])
+    settings = compare.CompareSettings.from_parameters(
+        {"source": "NHS England PHB statistics (test)", "direct_payment_share": 99.0, "emergency_rate": 0.0001})
+    c = analyse_site(data, Settings(comparisons=settings), national=nat).compare
+    rows = c.comparisons.set_index("key")
+    assert rows.loc["direct_payment_share", "comparator"] == "England"
+    assert rows.loc["direct_payment_share", "england"] == 99.0
+    # every site holds far fewer than 99% of budgets as direct payments: lower, not "similar"
+    assert rows.loc["direct_payment_share", "vs_england"] == "Lower"
+    assert rows.loc["emergency_rate", "vs_england"] == "Worse"  # far above 0.0001, lower is better
+    assert rows.loc["new_need_share", "comparator"] == "all sites in this dataset"
+    assert "NHS England PHB statistics (test)" in compare.comparator_sentence(c)
+    assert "England or all sites" in compare.comparison_table(c).columns
+
+
+@pytest.mark.parametrize(("values", "rebase", "message"), [
+    ({"direct_payment_share": 40}, None, "source"),
+    ({"source": "x", "not_an_indicator": 1}, None, "unknown indicator"),
+    ({"source": "x", "emergency_rate": "high"}, None, "numbers"),
+    (None, {"spending": ["2025-04-01"]}, "unknown series"),
+    (None, {"spend": ["April 2025x"]}, "ISO dates"),
+])
+def test_unusable_comparison_settings_say_which_setting(values, rebase, message):
+    with pytest.raises(compare.SettingsError, match=message):
+        compare.CompareSettings.from_parameters(values, rebase)
+
+
+def test_rebase_dates_start_the_control_chart_limits_again(eight_sites):
+    data = site_data(eight_sites, eight_sites.site_codes[0])
+    allocation = analyse_site(data).allocation
+    plain = compare.control_charts(data, allocation)["spend"][0]
+    change = plain["date"].iloc[12]
+    settings = compare.CompareSettings.from_parameters(None, {"spend": [f"{change:%Y-%m-%d}"], "all": []})
+    charts_by_key = compare.control_charts(data, allocation, settings)
+    spend = charts_by_key["spend"][0]
+    assert plain["segment"].nunique() == 1 and spend["segment"].nunique() == 2
+    assert spend.loc[spend["date"] >= change, "segment"].eq(2).all()
+    # the second segment's mean is the mean of its own points
+    assert spend.loc[spend["segment"] == 2, "mean"].iloc[0] == pytest.approx(spend.loc[spend["date"] >= change, "value"].mean())
+    assert charts_by_key["new_holders"][0]["segment"].nunique() == 1  # only spend was rebased
+    everything = compare.control_charts(data, allocation, compare.CompareSettings.from_parameters(None, [f"{change:%Y-%m-%d}"]))
+    assert all(frame["segment"].nunique() == 2 for frame, _ in everything.values())
+
+
+def test_the_peers_table_says_why_each_peer_was_chosen(eight_sites):
+    nat = national(eight_sites)
+    data = site_data(eight_sites, eight_sites.site_codes[0])
+    c = analyse_site(data, national=nat).compare
+    names = dict(zip(nat["site_code"], nat["site_name"]))
+    table = compare.peer_table(c, names)
+    assert list(table.index) == [names[data.site_code], *[names[p] for p in c.peers]]
+    assert table["Why chosen"].iloc[0] == "This site"
+    assert table["Why chosen"].iloc[1:].str.match(r"^(Similar|Nearest overall)").all()
+    assert len(c.peers) == 4  # the nearer half of the 7 other sites
+
+
+def test_overview_messages_count_flags_against_chance(eight_sites):
+    site = eight_sites.site_codes[3]
+    result = funnels(national(eight_sites, inject_site=site))
+    msgs = funnel_messages(result)
+    units = sum(len(f.units) for f in result.values())  # 4 funnels x 8 sites = 32 comparisons
+    assert units == 32
+    outside = len(flagged(result))
+    # chance alone: 32 x 5% = 1.6 expected, at least one 1 - 0.95^32 = 81% of the time
+    assert any(m.startswith(f"{outside} of 32 site comparisons") and "about 1.6 of 32" in m and "81%" in m for m in msgs)
+    name = eight_sites.tables["sites"].set_index("site_code").loc[site, "site_name"]
+    assert any(m.startswith("Higher than the comparator") and name in m for m in msgs)  # direct payments: neutral
+    assert any("this is not England" in m for m in msgs)
+    assert set(flagged(result)["Verdict"]) <= {"Better", "Worse", "Higher", "Lower"}
+
+
+def test_overview_says_which_funnels_are_centred_on_england(eight_sites):
+    settings = compare.CompareSettings.from_parameters({"source": "test figures", "direct_payment_share": 50.0})
+    result = funnels(national(eight_sites), settings)
+    assert result["direct_payment_share"].target == pytest.approx(0.5)  # England's 50%, as a share
+    assert result["under_70_share"].target != pytest.approx(0.5)
+    msgs = funnel_messages(result, settings)
+    assert "Compared with England for budgets held as direct payments (source: test figures); with all sites " \
+           "in this dataset pooled otherwise." in msgs
+    table = flagged(result, settings)
+    dp = table[table["Indicator"] == "Budgets held as direct payments"]
+    assert len(dp) == 8 and (dp["Verdict"] == "Lower").all() and dp["Comparator"].str.startswith("England 50.0%").all()

@@ -250,3 +250,68 @@ def test_funnel_plot_smoke():
     assert len(ax.lines) == 5  # target, two 95% and two 99.8% limits
     assert {t.get_text() for t in ax.texts} == {"U20", "U21"}  # only the units outside are named
     plt.close(fig)
+
+
+# --- Spiegelhalter's overdispersed limits against the published formulas ----------------------
+
+
+def test_additive_proportion_limits_by_hand():
+    # Spiegelhalter (2005, QSHC 14:347), arcsine scale: target asin(sqrt(0.3)) = 0.57964,
+    # s^2 = 1 / (4 x 100) = 0.0025; with tau^2 = 0.002 the 95% half-width is
+    # 1.95996 x sqrt(0.0045) = 0.13148; limits sin^2(0.57964 -/+ 0.13148) = 0.18776, 0.42599.
+    frame = F.limits("proportion", [100], 0.3, overdispersion="additive", tau2=0.002)
+    assert frame.loc[0, "lower_95"] == pytest.approx(0.18776, abs=5e-5)
+    assert frame.loc[0, "upper_95"] == pytest.approx(0.42599, abs=5e-5)
+    centre, spread = math.asin(math.sqrt(0.3)), 3.090232 * math.sqrt(0.0025 + 0.002)
+    assert frame.loc[0, "upper_998"] == pytest.approx(math.sin(centre + spread) ** 2, rel=1e-6)
+
+
+def test_additive_rate_limits_by_hand():
+    # square-root scale (FunnelPlotR "CQC"): expected E = 0.5 x 40 = 20 events, s = 1 / (2 sqrt(20))
+    # = 0.11180; tau^2 = 0.01: half-width 1.95996 x sqrt(0.0125 + 0.01) = 0.29399; limits
+    # 0.5 x (1 -/+ 0.29399)^2 = 0.24922 and 0.83721 per unit of exposure.
+    frame = F.limits("rate", [40.0], 0.5, overdispersion="additive", tau2=0.01)
+    assert frame.loc[0, "lower_95"] == pytest.approx(0.24922, abs=5e-5)
+    assert frame.loc[0, "upper_95"] == pytest.approx(0.83721, abs=5e-5)
+
+
+def test_multiplicative_limits_by_hand():
+    # phi = 2.25: the exact limits' distance from the target grows by sqrt(2.25) = 1.5
+    exact = F.limits("proportion", [50], 0.2)
+    wide = F.limits("proportion", [50], 0.2, overdispersion="multiplicative", phi=2.25)
+    assert wide.loc[0, "upper_95"] == pytest.approx(0.2 + 1.5 * (exact.loc[0, "upper_95"] - 0.2))
+    assert wide.loc[0, "lower_95"] == pytest.approx(0.2 - 1.5 * (0.2 - exact.loc[0, "lower_95"]))
+
+
+def test_tau_squared_by_hand():
+    # I = 3 units with s = 0.1, 0.2, 0.2: w = 100, 25, 25; sum w = 150, sum w^2 = 11250;
+    # phi = 2: tau^2 = (3 x 2 - 2) / (150 - 11250 / 150) = 4 / 75
+    assert F.tau_squared(2.0, [0.1, 0.2, 0.2]) == pytest.approx(4 / 75)
+    assert F.tau_squared(0.5, [0.1, 0.2, 0.2]) == 0.0  # I phi = 1.5 < I - 1 = 2
+
+
+def test_too_few_units_are_not_adjusted():
+    data = units([10, 30, 50, 70, 90], [100] * 5)  # wildly overdispersed, but only 5 units
+    result = F.funnel(data, overdispersion="additive")
+    assert result.overdispersion is None and result.phi > 1
+    plain = F.funnel(data)
+    assert result.units["upper_95"].to_numpy() == pytest.approx(plain.units["upper_95"].to_numpy())
+
+
+def test_chance_flags_by_hand():
+    # 9 sites x 6 indicators = 54 verdicts at 95%: 54 x 0.05 = 2.7 expected by chance alone,
+    # and at least one with probability 1 - 0.95^54 = 0.93733
+    expected, any_flag = F.chance_flags(54, 0.95)
+    assert expected == pytest.approx(2.7)
+    assert any_flag == pytest.approx(0.93733, abs=1e-5)
+    assert F.chance_flags(10, 0.998) == pytest.approx((0.02, 1 - 0.998**10))
+
+
+def test_an_outside_target_does_not_count_as_spread():
+    # every unit at about 30% against an England value of 50%: the spread about their own
+    # pooled value is small, so the limits stay narrow and every unit is below them
+    data = units([150, 148, 152, 155, 145, 150, 149, 151, 150, 150], [500] * 10)
+    pooled = F.funnel(data, overdispersion="additive")
+    against_england = F.funnel(data, overdispersion="additive", target=0.5)
+    assert against_england.phi == pytest.approx(pooled.phi) and against_england.tau2 == pytest.approx(pooled.tau2)
+    assert (against_england.units["flag"] == "below 99.8%").all()

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from ipcreport.analysis import spc as S
+from ipcreport.charts import GREY, NHS_BLUE
 
 matplotlib.use("Agg")
 
@@ -412,10 +413,15 @@ def test_xmr_chart_smoke():
     frame = S.xmr(pd.Series(y, index=MONTHS[:32]), improvement_direction="increase", target=20, rebase=[MONTHS[16]])
     fig = xmr_chart(frame, "Title", "Value")
     ax = fig.axes[0]
-    # the series, then mean, upper and lower limit for each of 2 segments, then the target
-    assert len(ax.lines) == 1 + 3 * 2 + 1
-    assert len(ax.texts) == 2  # the variation and the assurance badges
-    assert any("Variation" in t.get_text() for t in ax.texts)
+    # the series, then mean, upper and lower limit for each of 2 segments, the line marking
+    # where the limits start again, then the target
+    assert len(ax.lines) == 1 + 3 * 2 + 1 + 1
+    assert not ax.texts  # icons are drawn, not written
+    variation, assurance = icons(ax)
+    # the second segment sits at 30-32 with the target of 20 below its lower limit: with
+    # "increase" that passes every month (blue P); the latest point is common cause (grey)
+    assert variation == (matplotlib.colors.to_hex(GREY), "")
+    assert assurance == (matplotlib.colors.to_hex(NHS_BLUE), "P")
     plt.close(fig)
 
     trial = S.xmr([10, 11] * 4)
@@ -423,9 +429,51 @@ def test_xmr_chart_smoke():
     ax = fig.axes[0]
     assert len(ax.lines) == 1 + 3
     assert ax.lines[2].get_linestyle() == "--"  # trial limits dashed
-    assert len(ax.texts) == 1
+    assert len(icons(ax)) == 1  # no target: no assurance icon
     plt.close(fig)
 
     empty = xmr_chart(trial.iloc[:0], "Nothing yet", "Value")
     assert not empty.axes[0].axison
     plt.close(empty)
+
+
+def icons(ax) -> list[tuple[str, str]]:
+    """Each drawn icon's circle colour and letter, left to right."""
+    from matplotlib.patches import Circle
+
+    found = []
+    for child in sorted(ax.child_axes, key=lambda a: a.get_position().x0):
+        circle = next(p for p in child.patches if isinstance(p, Circle))
+        found.append((matplotlib.colors.to_hex(circle.get_edgecolor()), "".join(t.get_text() for t in child.texts)))
+    return found
+
+
+@pytest.mark.parametrize(("values", "direction", "colour", "letter"), [
+    ([10, 11] * 6 + [10, 30], "increase", "NHS_BLUE", "H"),  # a jump up, where up is better
+    ([10, 11] * 6 + [10, 30], "decrease", "ORANGE", "H"),  # the same jump where down is better
+    ([10, 11] * 6 + [10, -10], "increase", "ORANGE", "L"),
+    ([10, 11] * 6 + [10, -10], "neutral", "PURPLE", "L"),
+])
+def test_variation_icons_are_drawn_in_their_colour_and_letter(values, direction, colour, letter):
+    import matplotlib.pyplot as plt
+
+    from ipcreport import charts
+
+    frame = S.xmr(values, improvement_direction=direction)
+    fig = charts.xmr_chart(frame, "Title", "Value")
+    assert icons(fig.axes[0]) == [(matplotlib.colors.to_hex(getattr(charts, colour)), letter)]
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(("target", "colour", "letter"), [(5, "ORANGE", "F"), (10.5, "GREY", "?"), (30, "NHS_BLUE", "P")])
+def test_assurance_icons_are_drawn(target, colour, letter):
+    import matplotlib.pyplot as plt
+
+    from ipcreport import charts
+
+    # mean 10.5, limits 10.5 +/- 2.66: a target of 30 is above the upper limit, so with
+    # "decrease" the process passes every month; 5 is below the lower limit: it always fails
+    frame = S.xmr([10, 11] * 7, improvement_direction="decrease", target=target)
+    fig = charts.xmr_chart(frame, "Title", "Value")
+    assert icons(fig.axes[0])[-1] == (matplotlib.colors.to_hex(getattr(charts, colour)), letter)
+    plt.close(fig)

@@ -28,6 +28,7 @@ class Settings:
 
     reporting_months: int = 12
     risk: R.RiskAssumptions = field(default_factory=R.RiskAssumptions)
+    comparisons: compare.CompareSettings = field(default_factory=compare.CompareSettings)
     # The site's pooled fund for budgets, GBP a year by funder (nhs, social_care, education), as
     # in its section 75 agreement: this year's, and next year's (None: the same as this year's).
     pooled_fund: dict | None = None
@@ -63,7 +64,7 @@ def analyse_site(data: SiteData, settings: Settings = Settings(), national: pd.D
     alloc = allocation.compute(data, window, metrics, settings.pooled_fund)
     outs = outcomes.compute(data, metrics)
     risks = risk.compute(data, alloc, settings.risk, metrics, settings.fund_next_year)
-    compared = compare.compute(data, alloc, national, metrics)
+    compared = compare.compute(data, alloc, national, metrics, settings=settings.comparisons)
     for warning in quality.published_warnings(data.warnings, disclosure.DEFAULT):
         metrics.note(f"data warning: {warning}")
     return SiteResults(
@@ -193,4 +194,5 @@ def definitions(settings: Settings, policy: disclosure.Policy) -> dict[str, str]
                               f"and others rounded to the nearest {policy.rounding}; where a hidden count could be "
                               "worked out from a total, more cells are hidden; means, rates and shares of groups "
                               "that small are not shown.",
+        **compare.definitions(),
     }

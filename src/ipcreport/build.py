@@ -230,7 +230,7 @@ def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work
     components = {"notebook": notebook_fingerprint(overview_notebook), "package": package_fingerprint(),
                   "sites": sha256_json(site_keys), "national": plan.inputs["national_sha256"],
                   "parameters": sha256_json([params.settings["suppress_threshold"], params.settings["rounding"],
-                                             list(params.formats), params.source])}
+                                             params.settings["national_values"], list(params.formats), params.source])}
     folder = work / "overview"
     previous = read_key(folder)
     reasons = ["rebuild forced (--force)"] if force else stale_reasons(
@@ -242,7 +242,8 @@ def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work
                     "output_dir": str(work / ".overview.partial"), "params_file": params.source,
                     "run_date": plan.run_date, "link_sites": True, "national_path": plan.inputs["national_csv"],
                     "history_path": plan.sites[0].parameters.get("history_path") if plan.sites else None,
-                    "suppress_threshold": params.settings["suppress_threshold"], "rounding": params.settings["rounding"]},
+                    "suppress_threshold": params.settings["suppress_threshold"], "rounding": params.settings["rounding"],
+                    "national_values": params.settings["national_values"]},
         work_dir=str(folder), stem="overview", formats=params.formats,
         watermark=SYNTHETIC_MARK if plan.inputs["synthetic"] else None, cell_timeout=params.cell_timeout_seconds,
         components=components, cache_key=key_of(components), reasons=tuple(reasons),

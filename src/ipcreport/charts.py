@@ -4,12 +4,17 @@ Every function returns a matplotlib figure; its alt text and caption are the not
 ``fig-alt`` and ``fig-cap`` options (static, so Quarto and the built-in renderer agree), with the
 numbers in a table beside each chart. Colours are the
 Okabe-Ito colour-blind-safe palette, led by NHS blue (#005EB8), which keeps 4.5:1 contrast on
-white.
+white; a chart with more categories than its 8 colours takes Paul Tol's colour-blind-safe
+"muted" scheme (:func:`palette`), so no two categories share a colour. Money axes use
+:class:`MoneyFormatter`, whose ticks always read differently. :func:`overlapping_texts` finds
+text boxes that overlap once a chart is laid out (the tests hold every chart to none).
 """
 
 from __future__ import annotations
 
 import functools
+import re
+import textwrap
 from collections.abc import Callable
 
 import matplotlib.dates as mdates
@@ -18,13 +23,27 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+from matplotlib.patches import Circle
+from matplotlib.text import Text
+from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from .analysis import peers as P
 from .analysis import spc as S
 
 NHS_BLUE = "#005EB8"
 PALETTE = [NHS_BLUE, "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+# Paul Tol's "muted" qualitative scheme (personal.sron.nl/~pault), colour-blind safe, 10 colours
+TOL_MUTED = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499",
+             "#DDDDDD"]
+
+
+def palette(n: int) -> list[str]:
+    """``n`` different colour-blind-safe colours: the house palette, or Tol's muted scheme
+    when there are more than 8 categories. More than 10 categories need a table, not colours."""
+    for scheme in (PALETTE, TOL_MUTED):
+        if n <= len(scheme):
+            return scheme[:n]
+    raise ValueError(f"{n} categories are too many to tell apart by colour (at most {len(TOL_MUTED)})")
 FIG_WIDTH = 7.0  # inches: fits A4 text width at 100%
 
 
@@ -56,6 +75,45 @@ def gbp(value: float, _pos=None) -> str:
     if size >= 1e3:
         return f"{sign}£{size / 1e3:,.0f}k"
     return f"{sign}£{size:,.0f}"
+
+
+def money_style(values) -> tuple[float, str, int]:
+    """(scale, suffix, decimals) for a money axis: one unit for every tick (£, £k from
+    £10,000, £m from £1m, by the largest tick) and the fewest decimals that write each tick
+    exactly, or failing that differently (at most 3)."""
+    finite = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    top = np.abs(finite).max() if finite.size else 0.0
+    scale, suffix = (1e6, "m") if top >= 1e6 else (1e3, "k") if top >= 1e4 else (1.0, "")
+    scaled = finite / scale
+    for digits in range(4):
+        if np.allclose(scaled, np.round(scaled, digits), rtol=0, atol=1e-6 * max(1.0, float(np.abs(scaled).max(initial=0)))):
+            return scale, suffix, digits
+    for digits in range(4):
+        if len(set(np.round(scaled, digits))) == len(set(scaled)):
+            return scale, suffix, digits
+    return scale, suffix, 3
+
+
+class MoneyFormatter(Formatter):
+    """Money tick labels that never repeat: £1,025 ... £1,175 rather than £1k five times,
+    £1.20m, £1.25m, £1.30m rather than £1.2m twice (see :func:`money_style`)."""
+
+    def format_ticks(self, values) -> list[str]:
+        style = money_style(values)
+        return [self._money(v, *style) for v in values]
+
+    def __call__(self, x, pos=None) -> str:
+        return self._money(x, *money_style([x]))
+
+    @staticmethod
+    def _money(x: float, scale: float, suffix: str, digits: int) -> str:
+        if x == 0:
+            return "£0"
+        return f"{'-' if x < 0 else ''}£{abs(x) / scale:,.{digits}f}{suffix}"
+
+
+def money_axis(axis) -> None:
+    axis.set_major_formatter(MoneyFormatter())
 
 
 def _empty(title: str, message: str = "No data for this chart yet") -> plt.Figure:
@@ -92,16 +150,29 @@ def _new(height: float = 3.6) -> tuple[plt.Figure, plt.Axes]:
     return plt.subplots(figsize=(FIG_WIDTH, height), layout="constrained")
 
 
+BAND = re.compile(r"^(under |over |up to |at least )?[£]?\d[\d,.]*[%k]?( ?(-|to) ?[£]?\d[\d,.]*[%k]?)?( years)?$")
+
+
+def is_ordinal(index: pd.Index) -> bool:
+    """Categories with an order of their own: an ordered categorical, or numeric bands
+    ('under 50%', '50-70%', ..., 'over 110%'; '18-44')."""
+    if isinstance(index, pd.CategoricalIndex):
+        return bool(index.ordered)
+    return len(index) > 1 and all(BAND.match(str(i)) for i in index)
+
+
 @_placeholder_when_empty
-def bar(values: pd.Series, title: str, xlabel: str, money: bool = False, percent: bool = False) -> plt.Figure:
-    """Horizontal bars, one per category, largest at the top."""
+def bar(values: pd.Series, title: str, xlabel: str, money: bool = False, percent: bool = False,
+        ordinal: bool | None = None) -> plt.Figure:
+    """Horizontal bars, one per category, largest at the top; ordinal bands (``ordinal``, by
+    default recognised by :func:`is_ordinal`) keep their order, the first given at the bottom."""
     fig, ax = _new(0.8 + 0.4 * len(values))
-    ordered = values.sort_values()
+    ordered = values if (is_ordinal(values.index) if ordinal is None else ordinal) else values.sort_values()
     ax.barh([label(i) for i in ordered.index], ordered.to_numpy(), color=NHS_BLUE)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     if money:
-        ax.xaxis.set_major_formatter(FuncFormatter(gbp))
+        money_axis(ax.xaxis)
     if percent:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
     return fig
@@ -137,7 +208,7 @@ def monthly_lines(frame: pd.DataFrame, title: str, column: str, ylabel: str, mon
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     if money:
-        ax.yaxis.set_major_formatter(FuncFormatter(gbp))
+        money_axis(ax.yaxis)
     return fig
 
 
@@ -168,7 +239,7 @@ def histogram(values: np.ndarray, title: str, xlabel: str, marker: float, marker
     fig, ax = _new(3.2)
     ax.hist(values, bins=60, color=NHS_BLUE, alpha=0.8)
     ax.axvline(marker, color=PALETTE[5], linewidth=2, label=marker_label)
-    ax.xaxis.set_major_formatter(FuncFormatter(gbp))
+    money_axis(ax.xaxis)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Simulations")
@@ -204,7 +275,7 @@ def stacked_shares(shares: pd.DataFrame, title: str, xlabel: str) -> plt.Figure:
     fig, ax = _new(1.2 + 0.5 * len(shares))
     left = np.zeros(len(shares))
     rows = [label(i) for i in shares.index]
-    for colour, column in zip(PALETTE * 2, shares.columns):
+    for colour, column in zip(palette(len(shares.columns)), shares.columns):
         values = shares[column].fillna(0).to_numpy()
         ax.barh(rows, values, left=left, color=colour, label=label(column), edgecolor="white")
         left += values
@@ -213,7 +284,7 @@ def stacked_shares(shares: pd.DataFrame, title: str, xlabel: str) -> plt.Figure:
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.invert_yaxis()
-    ax.legend(ncol=3, fontsize="x-small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    fig.legend(*ax.get_legend_handles_labels(), ncols=3, fontsize="x-small", frameon=False, loc="outside lower center")
     return fig
 
 
@@ -222,11 +293,11 @@ def plan_lines(by_month: pd.DataFrame, title: str, ylabel: str) -> plt.Figure:
     """Monthly and cumulative money per plan (columns), months after the extract on the x axis."""
     apply_house_style()
     fig, (monthly, cumulative) = plt.subplots(1, 2, figsize=(FIG_WIDTH, 3.2), layout="constrained")
-    for colour, style, plan in zip(PALETTE, ("-", "--", ":"), by_month.columns):
+    for colour, style, plan in zip(palette(len(by_month.columns)), ("-", "--", ":", "-."), by_month.columns):
         monthly.plot(by_month.index, by_month[plan], color=colour, linestyle=style, label=f"{label(plan)} roll-out")
         cumulative.plot(by_month.index, by_month[plan].cumsum(), color=colour, linestyle=style)
     for ax, name in ((monthly, "Each month"), (cumulative, "Cumulative")):
-        ax.yaxis.set_major_formatter(FuncFormatter(gbp))
+        money_axis(ax.yaxis)
         ax.set_xlabel("Months after the extract date")
         ax.set_title(name, fontsize="medium")
     monthly.set_ylabel(ylabel)
@@ -248,11 +319,61 @@ def tornado(table: pd.DataFrame, title: str, xlabel: str, reference: str = "Spen
     ax.axvline(central, color="black", linewidth=1)
     ax.axvline(0, color=PALETTE[5], linestyle="--", linewidth=1, label=reference)
     ax.set_yticks(y, table["input"])
-    ax.xaxis.set_major_formatter(FuncFormatter(gbp))
+    money_axis(ax.xaxis)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.legend(frameon=False, fontsize="x-small", loc="lower right")
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# readable charts: no text box on another
+
+
+def _drawn_tick_labels(axis) -> list[Text]:
+    low, high = sorted(axis.get_view_interval())
+    return [label for tick in axis.get_major_ticks(len(axis.get_majorticklocs()))
+            if low - 1e-9 * max(1.0, abs(high)) <= tick.get_loc() <= high + 1e-9 * max(1.0, abs(high))
+            for label in (tick.label1, tick.label2) if label.get_visible()]
+
+
+def _axes_texts(ax: plt.Axes) -> list[Text]:
+    if not ax.get_visible():
+        return []
+    texts = [ax.title, ax._left_title, ax._right_title, *ax.texts]  # no public handle for the side titles
+    if ax.axison:
+        texts += [ax.xaxis.label, ax.yaxis.label, *_drawn_tick_labels(ax.xaxis), *_drawn_tick_labels(ax.yaxis)]
+    if ax.get_legend() is not None:
+        texts += [ax.get_legend().get_title(), *ax.get_legend().get_texts()]
+    for child in ax.child_axes:
+        texts += _axes_texts(child)
+    return texts
+
+
+def text_boxes(fig: plt.Figure) -> list[tuple[str, object]]:
+    """Every visible text of a figure with its box in display pixels, after the figure is
+    laid out as it is saved (constrained layout run, long titles wrapped)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = list(fig.texts)
+    for legend in fig.legends:
+        texts += [legend.get_title(), *legend.get_texts()]
+    for ax in fig.axes:
+        texts += _axes_texts(ax)
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_visible() and t.get_text().strip()]
+
+
+def overlapping_texts(fig: plt.Figure, tolerance: float = 0.5) -> list[tuple[str, str]]:
+    """Pairs of texts whose boxes overlap by more than ``tolerance`` pixels each way."""
+    boxes = text_boxes(fig)
+    pairs = []
+    for i, (text_a, a) in enumerate(boxes):
+        for text_b, b in boxes[i + 1:]:
+            width = min(a.x1, b.x1) - max(a.x0, b.x0)
+            height = min(a.y1, b.y1) - max(a.y0, b.y0)
+            if width > tolerance and height > tolerance:
+                pairs.append((text_a, text_b))
+    return pairs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,11 +394,12 @@ POINT_STYLE = {
 }
 VARIATION_COLOUR = {"common": GREY, "improvement": NHS_BLUE, "concern": ORANGE, "neutral": PURPLE}
 ASSURANCE_COLOUR = {"consistent_pass": NHS_BLUE, "consistent_fail": ORANGE, "hit_and_miss": GREY}
-FLAG_STYLE = {
-    "within": (NHS_BLUE, "o", "Within 95% limits"),
-    "outside_95": (ORANGE, "s", "Outside 95% limits"),
-    "outside_998": (VERMILLION, "D", "Outside 99.8% limits"),
-}
+VERDICT_COLOUR = {"Better": NHS_BLUE, "Worse": VERMILLION, "Higher": PURPLE, "Lower": PURPLE,
+                  "Similar": "#D9D9D9"}
+VERDICT_TEXT = {"Better": "Better", "Worse": "Worse", "Higher": "Higher (neither better nor worse)",
+                "Lower": "Lower (neither better nor worse)", "Similar": "Within the 95% limits"}
+FLAG_MARKER = {"within": ("o", "Within 95% limits"), "outside_95": ("s", "Outside 95% limits"),
+               "outside_998": ("D", "Outside 99.8% limits")}
 COMPARISON_STYLE = {  # Fingertips verdicts, colour-blind safe
     "Better": (NHS_BLUE, "o"),
     "Similar": ("#FFFFFF", "o"),
@@ -288,31 +410,77 @@ COMPARISON_STYLE = {  # Fingertips verdicts, colour-blind safe
 }
 
 
-def _badge(ax: plt.Axes, y: float, text: str, colour: str) -> None:
-    ax.text(0.99, y, text, transform=ax.transAxes, ha="right", va="top", fontsize="small",
-            bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": colour, "linewidth": 1.5},
-            zorder=5)
+# --- Making Data Count icons, drawn ----------------------------------------------------------
+
+ICON_LETTER = {"high": "H", "low": "L", "consistent_pass": "P", "consistent_fail": "F", "hit_and_miss": "?"}
+
+
+def _icon_axes(ax: plt.Axes, slot: int) -> plt.Axes:
+    """A small square axes in the top-right corner of ``ax`` (slot 0 rightmost) for an icon."""
+    icon = ax.inset_axes([0.89 - 0.12 * slot, 0.77, 0.11, 0.22])
+    icon.set_xlim(-1.15, 1.15)
+    icon.set_ylim(-1.15, 1.15)
+    icon.set_aspect("equal", adjustable="box")
+    icon.set_axis_off()
+    return icon
+
+
+def variation_icon(ax: plt.Axes, icon: str, slot: int = 1) -> plt.Axes:
+    """MDC's variation icon: a circle in the signal's colour (grey common cause, blue
+    improvement, orange concern, purple neither) around a run of dots whose last points rise
+    (H) or fall (L) in that colour; common cause is a flat grey run."""
+    kind, _, side = icon.partition("_") if icon != "common_cause" else ("common", "", "")
+    colour = VARIATION_COLOUR[kind]
+    box = _icon_axes(ax, slot)
+    box.add_patch(Circle((0, 0), 1, facecolor="white", edgecolor=colour, linewidth=2.2))
+    x = np.linspace(-0.6, 0.6, 7)
+    y = np.array([0.0, 0.12, -0.08, 0.1, -0.05, 0.05, -0.02]) - 0.1
+    if side:
+        y[-2:] = (0.3, 0.45) if side == "high" else (-0.45, -0.6)
+    box.plot(x, y, color=GREY, linewidth=1, zorder=2)
+    box.scatter(x[:-2], y[:-2], s=7, color=GREY, zorder=3)
+    box.scatter(x[-2:], y[-2:], s=9, color=colour if side else GREY, zorder=3)
+    if side:
+        box.text(0, 0.58 if side == "high" else -0.62, ICON_LETTER[side], ha="center", va="center",
+                 fontsize=7, fontweight="bold", color=colour)
+    return box
+
+
+def assurance_icon(ax: plt.Axes, assurance: str, slot: int = 0) -> plt.Axes:
+    """MDC's assurance icon: a circle (blue: consistently passing, orange: consistently
+    failing, grey: hit and miss) with the target as a dashed line and P, F or ?."""
+    colour = ASSURANCE_COLOUR[assurance]
+    box = _icon_axes(ax, slot)
+    box.add_patch(Circle((0, 0), 1, facecolor="white", edgecolor=colour, linewidth=2.2))
+    box.plot([-0.7, 0.7], [-0.35, -0.35], color=colour, linewidth=1.2, linestyle="--")
+    box.text(0, 0.2, ICON_LETTER[assurance], ha="center", va="center", fontsize=9, fontweight="bold", color=colour)
+    return box
 
 
 @_placeholder_when_empty
 def xmr_chart(spc_frame: pd.DataFrame, title: str, ylabel: str, money: bool = False) -> plt.Figure:
     """An XmR chart from :func:`ipcreport.analysis.spc.xmr`: points coloured by class, mean
-    and process limits per segment (trial limits dashed), target, and the variation and
-    assurance icons as labelled badges in the top right corner."""
+    and process limits per segment (trial limits dashed; a rebase starts a new segment, marked
+    by a vertical line), target, and Making Data Count's variation and assurance icons drawn
+    in the top right corner."""
     frame = spc_frame
     fig, ax = _new(3.8)
     x = frame["date"]
     ax.plot(x, frame["value"], color=GREY, linewidth=1, zorder=1)
-    for _, seg in frame.groupby("segment", sort=True):
+    for number, seg in frame.groupby("segment", sort=True):
         style = "--" if bool(seg["trial"].iloc[0]) else "-"
         ax.plot(seg["date"], seg["mean"], color=DARK, linewidth=1.2, zorder=2)
         ax.plot(seg["date"], seg["ucl"], color=GREY, linewidth=1, linestyle=style, zorder=2)
         ax.plot(seg["date"], seg["lcl"], color=GREY, linewidth=1, linestyle=style, zorder=2)
+        if number > 1:
+            ax.axvline(seg["date"].iloc[0], color=DARK, linewidth=0.8, linestyle=":", zorder=1)
     handles = [Line2D([], [], color=DARK, linewidth=1.2, label="Mean")]
     if (~frame["trial"]).any():
         handles.append(Line2D([], [], color=GREY, linewidth=1, label="Process limits"))
     if frame["trial"].any():
         handles.append(Line2D([], [], color=GREY, linewidth=1, linestyle="--", label="Trial limits (under 12 points)"))
+    if frame["segment"].nunique() > 1:
+        handles.append(Line2D([], [], color=DARK, linewidth=0.8, linestyle=":", label="Limits start again (change date)"))
     if frame["target"].notna().any():
         ax.plot(x, frame["target"], color="black", linestyle=":", linewidth=1.2, zorder=2)
         handles.append(Line2D([], [], color="black", linestyle=":", label="Target"))
@@ -328,18 +496,17 @@ def xmr_chart(spc_frame: pd.DataFrame, title: str, ylabel: str, money: bool = Fa
     low = np.nanmin(frame[["value", "lcl", "target"]].to_numpy(dtype=float))
     high = np.nanmax(frame[["value", "ucl", "target"]].to_numpy(dtype=float))
     span = (high - low) or max(abs(high), 1.0)
-    ax.set_ylim(low - 0.08 * span, high + 0.35 * span)  # headroom for the badges
-    variation = summary.variation_label + (" (trial limits)" if summary.trial else "")
-    _badge(ax, 0.98, "Variation: " + variation, VARIATION_COLOUR[summary.variation.split("_")[0]])
+    ax.set_ylim(low - 0.08 * span, high + 0.35 * span)  # headroom for the icons
+    variation_icon(ax, summary.variation, slot=1 if summary.assurance else 0)
     if summary.assurance:
-        _badge(ax, 0.86, "Assurance: " + summary.assurance_label, ASSURANCE_COLOUR[summary.assurance])
+        assurance_icon(ax, summary.assurance, slot=0)
 
     if pd.api.types.is_datetime64_any_dtype(x):
         locator = mdates.AutoDateLocator(maxticks=8)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     if money:
-        ax.yaxis.set_major_formatter(FuncFormatter(gbp))
+        money_axis(ax.yaxis)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), frameon=False,
@@ -347,41 +514,65 @@ def xmr_chart(spc_frame: pd.DataFrame, title: str, ylabel: str, money: bool = Fa
     return fig
 
 
+def _label_positions(points: pd.DataFrame, ax: plt.Axes) -> list[tuple[float, float]]:
+    """Offsets (points) for unit names that keep clear of each other: alternately above and
+    below, pushed further out when two named points sit close together."""
+    shown = ax.transData.transform(np.column_stack([points["denominator"], points["value"]]))
+    offsets = []
+    for i, (x, y) in enumerate(shown):
+        near = sum(np.hypot(*(shown[j] - (x, y))) < 60 for j in range(i))
+        sign = 1 if i % 2 == 0 else -1
+        offsets.append((4, sign * (4 + 10 * near) - (8 if sign < 0 else 0)))
+    return offsets
+
+
 @_placeholder_when_empty
 def funnel_plot(funnel_frame: pd.DataFrame, limits_grid: pd.DataFrame, title: str, xlabel: str, ylabel: str,
-                percent: bool = False, max_labels: int = 12) -> plt.Figure:
+                percent: bool = False, max_labels: int = 12, polarity: str = "neutral",
+                target_label: str = "All sites in this dataset (pooled)") -> plt.Figure:
     """A funnel plot from :func:`ipcreport.analysis.funnel.funnel`: the target, 95% (dashed)
-    and 99.8% (solid) limits, and each unit, named when outside the 95% limits (the
-    ``max_labels`` furthest out, by z-score, when more are outside)."""
+    and 99.8% (solid) limits, and each unit coloured by what being outside means (blue better,
+    vermillion worse, purple higher or lower where neither is better) with its shape saying
+    how far out; units outside the 95% limits are named (the ``max_labels`` furthest out, by
+    z-score, when more are outside)."""
     units, grid = funnel_frame, limits_grid
     fig, ax = _new(4.0)
     ax.plot(grid["denominator"], grid["target"], color=DARK, linewidth=1.2)
     for column, style in (("lower_95", "--"), ("upper_95", "--"), ("lower_998", "-"), ("upper_998", "-")):
         ax.plot(grid["denominator"], grid[column], color=GREY, linewidth=1, linestyle=style)
-    handles = [Line2D([], [], color=DARK, linewidth=1.2, label="Target (pooled)"),
+    handles = [Line2D([], [], color=DARK, linewidth=1.2, label=target_label),
                Line2D([], [], color=GREY, linestyle="--", label="95% limits"),
                Line2D([], [], color=GREY, linestyle="-", label="99.8% limits")]
     group = np.where(units["flag"].str.contains("99.8"), "outside_998",
                      np.where(units["flag"] == "within", "within", "outside_95"))
-    for key, (colour, marker, text) in FLAG_STYLE.items():
-        points = units[group == key]
-        if len(points):
-            ax.scatter(points["denominator"], points["value"], color=colour, marker=marker, s=30,
-                       edgecolors=DARK, linewidths=0.5, zorder=3)
-            handles.append(Line2D([], [], color=colour, marker=marker, linestyle="none", label=text,
-                                  markeredgecolor=DARK))
-    outside = units[group != "within"]
-    if "z" in outside and len(outside) > max_labels:
-        outside = outside.loc[outside["z"].abs().sort_values(ascending=False).index[:max_labels]]
-    for row in outside.itertuples(index=False):
-        ax.annotate(str(row.unit), (row.denominator, row.value), xytext=(4, 4), textcoords="offset points",
-                    fontsize="x-small", color=DARK)
+    direction = [None if f == "within" else "Higher" if f.startswith("above") else "Lower" for f in units["flag"]]
+    verdicts = np.array([P.polarised(d, polarity) for d in direction])
+    for key, (marker, text) in FLAG_MARKER.items():
+        for verdict, colour in VERDICT_COLOUR.items():
+            points = units[(group == key) & (verdicts == verdict)]
+            if len(points):
+                ax.scatter(points["denominator"], points["value"], color=colour, marker=marker, s=34,
+                           edgecolors=DARK, linewidths=0.5, zorder=3)
+    for verdict in dict.fromkeys(verdicts):
+        handles.append(Line2D([], [], color=VERDICT_COLOUR[verdict], marker="o", linestyle="none",
+                              markeredgecolor=DARK, label=VERDICT_TEXT[verdict]))
+    for key in dict.fromkeys(group):
+        if key != "within":
+            handles.append(Line2D([], [], color="white", marker=FLAG_MARKER[key][0], linestyle="none",
+                                  markeredgecolor=DARK, label=FLAG_MARKER[key][1]))
     values = np.concatenate([units["value"].to_numpy(dtype=float), grid[["lower_998", "upper_998"]].to_numpy().ravel()])
     finite = values[np.isfinite(values)]
     span = finite.max() - finite.min() if finite.size else 1.0
     ax.set_ylim(max(finite.min() - 0.05 * span, 0) if finite.min() >= 0 else finite.min() - 0.05 * span,
                 finite.max() + 0.05 * span)
     ax.set_xlim(0, grid["denominator"].max())
+    outside = units[group != "within"]
+    if "z" in outside and len(outside) > max_labels:
+        outside = outside.loc[outside["z"].abs().sort_values(ascending=False).index[:max_labels]]
+    outside = outside.sort_values("denominator")
+    for row, offset in zip(outside.itertuples(index=False), _label_positions(outside, ax)):
+        ax.annotate(str(row.unit), (row.denominator, row.value), xytext=offset, textcoords="offset points",
+                    fontsize="x-small", color=DARK)
     if percent:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
     ax.set_title(title)
@@ -392,13 +583,14 @@ def funnel_plot(funnel_frame: pd.DataFrame, limits_grid: pd.DataFrame, title: st
 
 
 @_placeholder_when_empty
-def spine_chart(rows: pd.DataFrame, title: str) -> plt.Figure:
+def spine_chart(rows: pd.DataFrame, title: str, comparator: str = "England") -> plt.Figure:
     """A Fingertips-style spine chart from :func:`ipcreport.analysis.peers.spine_rows`: each
     indicator a row, the range of all sites (light grey) and their inter-quartile range (dark
-    grey) scaled so England is the centre line, worst (or lowest) on the left; the site's value
-    a marker coloured by its comparison with England."""
+    grey) scaled so the comparator is the centre line, worst (or lowest) on the left; the
+    site's value a marker coloured by its comparison with the comparator, and written at the
+    right."""
     positions = P.spine_positions(rows)
-    fig, ax = _new(1.3 + 0.45 * len(rows))
+    fig, ax = _new(1.5 + 0.55 * len(rows))
     y = np.arange(len(rows))[::-1]
     ax.barh(y, positions["right"] - positions["left"], left=positions["left"], height=0.5,
             color="#D9D9D9", zorder=1)
@@ -413,18 +605,24 @@ def spine_chart(rows: pd.DataFrame, title: str) -> plt.Figure:
                        edgecolors=DARK, linewidths=0.8, zorder=4)
             present.append(Line2D([], [], color=colour, marker=marker, linestyle="none", markersize=8,
                                   markeredgecolor=DARK, label=verdict))
-    for yi, value in zip(y, rows["value"]):
-        ax.text(1.02, yi, f"{value:,.3g}", transform=ax.get_yaxis_transform(), va="center", fontsize="small")
-    ax.set_yticks(y, [label(i) for i in rows["indicator"]])
+    # the site's values in a column of their own right of the axes, headed, clear of the ticks
+    value_axis = ax.secondary_yaxis("right")
+    value_axis.set_yticks(y, [f"{value:,.3g}" for value in rows["value"]])
+    value_axis.tick_params(length=0)
+    value_axis.set_ylabel("This site")
+    ax.set_yticks(y, [textwrap.fill(label(i), 34) for i in rows["indicator"]])  # leave the bars room
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xticks([0, 0.5, 1], ["Worst / lowest", "England", "Best / highest"])
+    ax.set_xticks([0, 0.5, 1], ["Worst / lowest", textwrap.fill(comparator, 12), "Best / highest"])
+    for tick, align in zip(ax.get_xticklabels(), ("left", "center", "right")):
+        tick.set_horizontalalignment(align)
     ax.grid(False)
     ax.set_title(title)
     level = rows["level"].iloc[0] if "level" in rows else 0.95
     present.append(Line2D([], [], color="#8A8A8A", linewidth=6, label="Middle half of sites"))
     fig.legend(handles=present, loc="outside lower center", ncols=min(len(present), 4), frameon=False,
-               fontsize="small", title=f"Compared with England at {level:.1%} confidence".replace(".0%", "%"),
+               fontsize="small", title=f"Compared with {comparator if comparator.startswith('England') else comparator.lower()} "
+               f"at {level:.1%}".replace(".0%", "%"),
                title_fontsize="small")
     return fig
 
@@ -534,6 +732,7 @@ def quality_of_life_plot(table: pd.DataFrame, title: str) -> plt.Figure:
         ax.errorbar(r.diff, 0, xerr=[[r.diff - r.low], [r.high - r.diff]], fmt="o", color=NHS_BLUE, capsize=4)
         span = max(abs(r.low), abs(r.high)) * 1.3
         ax.set_xlim(-span, span)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, symmetric=True))  # labels of a short axis stay apart
     axes[-1, 0].set_xlabel("Adjusted difference at follow-up (budget holders minus comparison)")
     axes[0, 0].set_title(title)
     return fig
@@ -560,7 +759,7 @@ def cost_effectiveness_plane(draws: pd.DataFrame, title: str, point: tuple[float
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_xlim(-xmax, xmax)
     ax.set_ylim(-ymax, ymax)
-    ax.yaxis.set_major_formatter(FuncFormatter(gbp))
+    money_axis(ax.yaxis)
     ax.set_xlabel("Incremental QALYs per person (budget holders minus comparison)")
     ax.set_ylabel("Incremental cost per person")
     ax.set_title(title)
@@ -578,7 +777,7 @@ def acceptability_curve(ceac: pd.DataFrame, title: str, marks: tuple[float, ...]
         ax.axvline(w, color="grey", linestyle=":", linewidth=1)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(ceac["wtp"].min(), ceac["wtp"].max())
-    ax.xaxis.set_major_formatter(FuncFormatter(gbp))
+    money_axis(ax.xaxis)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
     ax.set_xlabel("Willingness to pay per QALY")
     ax.set_ylabel("Probability cost-effective")
@@ -596,11 +795,11 @@ def cost_components(costs: pd.DataFrame, title: str) -> plt.Figure:
     order = [g for g in ("ipc", "comparison") if g in costs.index]
     fig, ax = _new(0.9 + 0.6 * len(order))
     left = np.zeros(len(order))
-    for i, (col, name) in enumerate(parts):
+    for colour, (col, name) in zip(palette(len(parts)), parts):
         v = costs.loc[order, col].to_numpy(dtype=float)
-        ax.barh([label(g) for g in order], v, left=left, color=PALETTE[i], label=name)
+        ax.barh([label(g) for g in order], v, left=left, color=colour, label=name)
         left += v
-    ax.xaxis.set_major_formatter(FuncFormatter(gbp))
+    money_axis(ax.xaxis)
     ax.set_xlabel("Mean cost per person over the follow-up year")
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize="small", frameon=False)

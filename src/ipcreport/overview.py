@@ -8,9 +8,11 @@ import pandas as pd
 
 from .analysis import funnel as F
 from .analysis import indicators as I
+from .analysis import peers as P
 from .briefing import Settings, analyse_site
 from .dataset import site_data, load_dataset
 from .results import METRICS_FILE, read_metrics
+from .sections.compare import METHOD, CompareSettings, chance_sentence
 
 
 def metrics_from_runs(metrics_dir: str | Path, sites: list[str] | None = None) -> pd.DataFrame:
@@ -34,20 +36,46 @@ def metrics_from_dataset(data_path: str | Path, settings: Settings = Settings())
 FUNNEL_INDICATORS = ("direct_payment_share", "under_70_share", "follow_up_share", "emergency_rate")
 
 
-def funnels(national: pd.DataFrame) -> dict[str, F.Funnel]:
-    """Funnel plots (95% and 99.8% exact limits around the pooled value) of the key proportions
-    and rates, one per indicator, every site a point."""
+def funnels(national: pd.DataFrame, settings: CompareSettings | None = None) -> dict[str, F.Funnel]:
+    """Funnel plots of the key proportions and rates, one per indicator, every site a point:
+    95% and 99.8% limits around England's value where given, else the pooled value of all
+    sites, widened for between-site variation (Spiegelhalter's additive random effects)."""
+    settings = settings or CompareSettings()
     out = {}
     for key in FUNNEL_INDICATORS:
         table = national[(national["indicator"] == key) & (national["denominator"] > 0)]
+        ind = I.INDICATORS[key]
+        england = settings.national.get(key)
         if len(table) >= 2:
-            out[key] = F.funnel(table.assign(unit=table["site_name"]), I.INDICATORS[key].kind, unit="unit",
-                                numerator="numerator", denominator="denominator")
+            out[key] = F.funnel(table.assign(unit=table["site_name"]), ind.kind, unit="unit",
+                                numerator="numerator", denominator="denominator", overdispersion=METHOD,
+                                target=None if england is None else england / ind.multiplier)
     return out
 
 
-def flagged(funnels_by_key: dict[str, F.Funnel]) -> pd.DataFrame:
-    """Sites outside a funnel's 95% limits: which indicator, how far, which side."""
+def funnel_chart(funnels_by_key: dict[str, F.Funnel], key: str, settings: CompareSettings, xlabel: str, ylabel: str):
+    """The overview's funnel plot of one indicator: points coloured by its polarity, the
+    centre line named for what it is (England, or all sites in this dataset)."""
+    from . import charts  # the charts only where a chart is drawn
+
+    ind, result = I.INDICATORS[key], funnels_by_key.get(key)
+    if result is None:
+        return charts.funnel_plot([], None, ind.name, xlabel, ylabel)
+    return charts.funnel_plot(result.units, result.grid, ind.name, xlabel, ylabel, percent=ind.unit == "%",
+                              polarity=ind.polarity,
+                              target_label="England" if key in settings.national else "All sites in this dataset (pooled)")
+
+
+def verdict(key: str, flag: str) -> str:
+    """A funnel flag as the reader's verdict: better / worse where the indicator has a
+    polarity, higher / lower where it does not, within the limits otherwise."""
+    direction = None if flag == "within" else "Higher" if flag.startswith("above") else "Lower"
+    return P.polarised(direction, I.INDICATORS[key].polarity)
+
+
+def flagged(funnels_by_key: dict[str, F.Funnel], settings: CompareSettings | None = None) -> pd.DataFrame:
+    """Sites outside a funnel's 95% limits: which indicator, which side, better or worse."""
+    settings = settings or CompareSettings()
     rows = []
     for key, result in funnels_by_key.items():
         ind = I.INDICATORS[key]
@@ -55,10 +83,43 @@ def flagged(funnels_by_key: dict[str, F.Funnel]) -> pd.DataFrame:
             value = unit.value * ind.multiplier
             rows.append({"Site": unit.unit, "Indicator": ind.name,
                          "Value": f"{value:.1f}%" if ind.unit == "%" else f"{value:.2f}",
-                         "England": f"{result.target * ind.multiplier:.1f}%" if ind.unit == "%"
-                         else f"{result.target * ind.multiplier:.2f}",
-                         "Outside": unit.flag.replace("_", " ")})
-    return pd.DataFrame(rows, columns=["Site", "Indicator", "Value", "England", "Outside"])
+                         "Comparator": ("England " if key in settings.national else "All sites ")
+                         + (f"{result.target * ind.multiplier:.1f}%" if ind.unit == "%"
+                            else f"{result.target * ind.multiplier:.2f}"),
+                         "Outside": unit.flag.replace("_", " "), "Verdict": verdict(key, unit.flag)})
+    return pd.DataFrame(rows, columns=["Site", "Indicator", "Value", "Comparator", "Outside", "Verdict"])
+
+
+def funnel_messages(funnels_by_key: dict[str, F.Funnel], settings: CompareSettings | None = None) -> list[str]:
+    """The overview's key messages about the comparisons: who is worse or better, how many
+    flags chance alone would give, and how much sites vary beyond chance."""
+    settings = settings or CompareSettings()
+    if not funnels_by_key:
+        return ["Too few sites to compare."]
+    table = flagged(funnels_by_key, settings)
+    units = sum(len(f.units) for f in funnels_by_key.values())
+    msgs = []
+    for word in ("Worse", "Better", "Higher", "Lower"):
+        rows = table[table["Verdict"] == word]
+        if len(rows):
+            msgs.append(f"{word} than the comparator: " + "; ".join(
+                f"{r.Site} ({r.Indicator.lower()}, {r.Value})" for r in rows.itertuples()) + ".")
+    if table.empty:
+        msgs.append("No site lies outside the 95% limits of any funnel plot.")
+    msgs.append(f"{len(table)} of {units} site comparisons lie outside the 95% limits. "
+                + chance_sentence(units, 0.95))
+    widened = [I.INDICATORS[k].name.lower() for k, f in funnels_by_key.items() if f.overdispersion and f.tau2 > 0]
+    if widened:
+        msgs.append("Sites vary more than chance alone explains for " + ", ".join(widened)
+                    + ", so those limits are widened for it.")
+    england = [I.INDICATORS[k].name.lower() for k in funnels_by_key if k in settings.national]
+    if england:
+        msgs.append(f"Compared with England for {', '.join(england)} (source: {settings.source}); with all sites "
+                    "in this dataset pooled otherwise.")
+    else:
+        msgs.append("Compared with all sites in this dataset pooled; no national figures were supplied, so this "
+                    "is not England.")
+    return msgs
 
 
 MONEY_COLUMNS = {

@@ -34,6 +34,8 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str | None, str, Any]] = {
     "pooled_fund_next": ("finance", "pooled_fund_next", None),
     "suppress_threshold": ("disclosure", "suppress_threshold", 7),
     "rounding": ("disclosure", "rounding", 5),
+    "national_values": ("compare", "national_values", {}),
+    "spc_rebase": ("compare", "spc_rebase", {}),
 }
 TOP_LEVEL = {"run", "formats", "sites", "cell_timeout_seconds"} | {
     section or key for section, key, _ in NOTEBOOK_PARAMETERS.values()

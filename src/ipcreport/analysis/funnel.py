@@ -29,12 +29,17 @@ by default the pooled value (sum of numerators over sum of denominators).
   arcsine square root, z = (asin(sqrt(y)) - asin(sqrt(p0))) 2 sqrt(n); rates: square root of
   the ratio observed / expected, z = (sqrt(O / mu) - 1) 2 sqrt(mu), FunnelPlotR's "CQC" form,
   which copes with units with no events), winsorised at 10% and 90% (``trim``), phi = mean of
-  the squared winsorised z-scores.
+  the squared winsorised z-scores. The z-scores for phi and tau^2 are taken about the units'
+  pooled value even when another target is given (e.g. an England value), so units that all
+  differ from that target in the same direction are flagged, not absorbed as spread.
   ``"multiplicative"`` widens the exact limits about the target by sqrt(phi) when phi > 1.
   ``"additive"`` (random effects, FunnelPlotR's default) estimates the between-unit variance
   tau^2 = (I phi - (I - 1)) / (sum w - sum w^2 / sum w), w = 1 / s^2 (0 when I phi < I - 1),
   and draws the limits on the transformed scale as target ± z sqrt(s^2 + tau^2), back-
   transformed; with tau^2 = 0 the exact limits stay.
+  Either adjustment needs enough units to estimate the spread: with fewer than
+  ``MIN_UNITS_FOR_OVERDISPERSION`` (8) the exact limits are drawn and ``Funnel.overdispersion``
+  is None (phi and tau^2 are still reported).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ METHODS = {"proportion": ("binomial", "beta"), "rate": ("chisq", "poisson")}
 OVERDISPERSION = (None, "multiplicative", "additive")
 FLAGS = ("above 99.8%", "above 95%", "within", "below 95%", "below 99.8%")
 LIMIT_COLUMNS = ("lower_998", "lower_95", "upper_95", "upper_998")
+MIN_UNITS_FOR_OVERDISPERSION = 8  # winsorising 10% of fewer units leaves too little to estimate from
 
 
 def _suffix(level: float) -> str:
@@ -207,6 +213,13 @@ def classify(value, limits_frame: pd.DataFrame) -> np.ndarray:
     )
 
 
+def chance_flags(comparisons: int, level: float = 0.95) -> tuple[float, float]:
+    """How many of ``comparisons`` independent comparisons chance alone puts outside two-sided
+    ``level`` limits on average, and the chance that at least one is: n (1 - level) and
+    1 - level^n."""
+    return comparisons * (1 - level), 1 - level**comparisons
+
+
 # --- the whole funnel --------------------------------------------------------------------------
 
 
@@ -263,11 +276,16 @@ def funnel(data: pd.DataFrame, kind: str = "proportion", *, unit: str = "unit",
         raise ValueError("denominators must be above zero and numerators not below zero")
     if kind == "proportion" and (o > d).any():
         raise ValueError("a proportion's numerator cannot exceed its denominator")
-    if target is None:
-        target = float(o.sum() / d.sum())
+    pooled = float(o.sum() / d.sum())
+    target = pooled if target is None else target
     z, s = transformed_z(kind, o, d, target)
-    phi = dispersion_phi(z, trim) if len(z) else 1.0
-    tau2 = tau_squared(phi, s) if len(z) else 0.0
+    # the spread is the units' spread about their own pooled value: units all lying on one
+    # side of an outside target (England) are a difference to flag, not overdispersion
+    spread_z, spread_s = transformed_z(kind, o, d, pooled) if target != pooled else (z, s)
+    phi = dispersion_phi(spread_z, trim) if len(z) else 1.0
+    tau2 = tau_squared(phi, spread_s) if len(z) else 0.0
+    if len(z) < MIN_UNITS_FOR_OVERDISPERSION:
+        overdispersion = None
     options = {"method": method, "overdispersion": overdispersion, "phi": phi, "tau2": tau2}
 
     at_units = limits(kind, d, target, **options)

@@ -4,11 +4,12 @@ series (NHS England's Making Data Count) and its indicators against England and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ..analysis import funnel as F
 from ..analysis import indicators as I
 from ..analysis import peers as P
 from ..analysis import spc as S
@@ -29,15 +30,79 @@ SERIES = {  # key -> (title, y label, money, improvement direction)
 }
 MIN_POINTS = 6  # fewer monthly points make no chart worth reading
 MONTHS_SHOWN = 24  # the latest two years: past a site's first roll-out ramp
+POOLED_NAME = "all sites in this dataset"
+METHOD = "additive"  # Spiegelhalter's random-effects allowance for between-site variation
+
+
+class SettingsError(ValueError):
+    """A comparison setting (national values, rebase dates) that cannot be used."""
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """What the comparisons take from the run parameters.
+
+    ``national``: England values by indicator key, on the scale the briefing prints (a
+    percentage for shares, per 10,000 residents, per person-year), and ``source``, where they
+    come from. Without them the comparator is all sites in this dataset, pooled.
+    ``rebase``: series key -> dates at which a control chart's limits start again (a change
+    in how the service works); a date given for "all" applies to every series.
+    """
+
+    national: dict[str, float] = field(default_factory=dict)
+    source: str = ""
+    rebase: dict[str, tuple[pd.Timestamp, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_parameters(cls, national_values: dict | None = None, spc_rebase: dict | list | None = None) -> CompareSettings:
+        """From the notebook parameters ``national_values`` and ``spc_rebase`` (see
+        params/demo.yaml); a clear error naming the setting when one is unusable."""
+        values = dict(national_values or {})
+        source = str(values.pop("source", "") or "").strip()
+        unknown = sorted(set(values) - set(I.INDICATORS))
+        if unknown:
+            raise SettingsError(f"compare.national_values: unknown indicator(s) {', '.join(unknown)} "
+                                f"(known: {', '.join(I.INDICATORS)})")
+        bad = [k for k, v in values.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0]
+        if bad:
+            raise SettingsError(f"compare.national_values: {', '.join(bad)} must be numbers not below zero")
+        if values and not source:
+            raise SettingsError("compare.national_values: say where the England values come from (source: ...)")
+        return cls({k: float(v) for k, v in values.items()}, source, _rebase_dates(spc_rebase))
+
+    def comparator(self, key: str) -> str:
+        """'England' where a national value is given for the indicator, else the pooled sites."""
+        return "England" if key in self.national else POOLED_NAME
+
+
+def _rebase_dates(spc_rebase: dict | list | None) -> dict[str, tuple[pd.Timestamp, ...]]:
+    by_series = spc_rebase if isinstance(spc_rebase, dict) else {"all": spc_rebase or []}
+    unknown = sorted(set(by_series) - set(SERIES) - {"all"})
+    if unknown:
+        raise SettingsError(f"compare.spc_rebase: unknown series {', '.join(unknown)} (known: all, {', '.join(SERIES)})")
+    out = {}
+    for key, dates in by_series.items():
+        dates = [dates] if isinstance(dates, str) or not isinstance(dates, (list, tuple)) else dates
+        try:
+            out[key] = tuple(sorted(pd.Timestamp(d) for d in dates))
+        except (ValueError, TypeError) as err:
+            raise SettingsError(f"compare.spc_rebase.{key}: dates must be ISO dates like 2025-04-01 ({err})") from err
+    return out
+
+
+def rebase_for(settings: CompareSettings, key: str) -> tuple[pd.Timestamp, ...]:
+    return tuple(sorted({*settings.rebase.get("all", ()), *settings.rebase.get(key, ())}))
 
 
 @dataclass
 class Compare:
     control: dict[str, tuple[pd.DataFrame, S.SpcSummary]]
-    comparisons: pd.DataFrame  # one row per indicator: the site against England and its peers
+    comparisons: pd.DataFrame  # one row per indicator: the site against the comparator and its peers
     spine: pd.DataFrame
     peers: list[str]
     level: float
+    settings: CompareSettings = field(default_factory=CompareSettings)
+    peer_reasons: pd.DataFrame = field(default_factory=pd.DataFrame)  # why each peer was chosen
 
 
 def active_holders(data: SiteData, months: pd.PeriodIndex) -> pd.Series:
@@ -67,7 +132,8 @@ def complete_months(series: pd.Series, first: pd.Period, extract_date: pd.Timest
     return series.reindex(months, fill_value=0).astype(float)
 
 
-def control_charts(data: SiteData, allocation: Allocation) -> dict[str, tuple[pd.DataFrame, S.SpcSummary]]:
+def control_charts(data: SiteData, allocation: Allocation,
+                   settings: CompareSettings | None = None) -> dict[str, tuple[pd.DataFrame, S.SpcSummary]]:
     monthly = allocation.monthly
     if monthly.empty:
         return {}
@@ -86,29 +152,35 @@ def control_charts(data: SiteData, allocation: Allocation) -> dict[str, tuple[pd
         if key != "new_holders":
             values = (values / active.where(active > 0) * per_holder[key]).dropna()
         if len(values) >= MIN_POINTS:
-            charts[key] = S.spc(values, improvement_direction=SERIES[key][3])
+            charts[key] = S.spc(values, improvement_direction=SERIES[key][3],
+                                rebase=rebase_for(settings or CompareSettings(), key))
     return charts
 
 
 @dataclass
 class SiteComparison:
-    rows: pd.DataFrame  # one row per indicator: value, interval, England, peers, verdicts
+    rows: pd.DataFrame  # one row per indicator: value, interval, comparator, peers, verdicts
     spine: pd.DataFrame
     peers: list[str]
+    reasons: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def compare_all(national: pd.DataFrame, level: float = 0.95, codes: list[str] | None = None) -> dict[str, SiteComparison]:
-    """Every site (or those in ``codes``) against England and its peers, from the national
-    indicator table."""
+def compare_all(national: pd.DataFrame, level: float = 0.95, codes: list[str] | None = None,
+                settings: CompareSettings | None = None) -> dict[str, SiteComparison]:
+    """Every site (or those in ``codes``) against the comparator (England where national
+    values are given, else all sites pooled) and its peers, from the national indicator table."""
+    settings = settings or CompareSettings()
     sites = I.sites_of(national)
-    neighbours = P.nearest_neighbours(sites, P.read_areas(), k=min(5, len(sites) - 1)) if len(sites) > 1 else None
+    areas = P.read_areas()
+    neighbours = P.nearest_neighbours(sites, areas, k=P.peer_count(len(sites))) if len(sites) > 1 else None
     groups = P.peer_groups(neighbours) if neighbours is not None else {}
     compared = {}
     for key, ind in I.INDICATORS.items():
         table = national[(national["indicator"] == key) & (national["denominator"] > 0)]
         if not table.empty:
             compared[key] = P.compare_sites(table, ind.kind, ind.polarity, level=level, neighbours=neighbours,
-                                            multiplier=ind.multiplier)
+                                            multiplier=ind.multiplier, england=settings.national.get(key),
+                                            overdispersion=METHOD)
     out = {}
     for code in sites["site_code"] if codes is None else codes:
         rows, by_name = [], {}
@@ -117,9 +189,12 @@ def compare_all(national: pd.DataFrame, level: float = 0.95, codes: list[str] | 
             if mine.empty:
                 continue
             ind = I.INDICATORS[key]
-            rows.append({"key": key, "indicator": ind.name, "unit": ind.unit, **mine.iloc[0].drop("site_code").to_dict()})
+            rows.append({"key": key, "indicator": ind.name, "unit": ind.unit, "comparator": settings.comparator(key),
+                         **mine.iloc[0].drop("site_code").to_dict()})
             by_name[ind.name] = result
-        out[code] = SiteComparison(pd.DataFrame(rows), P.spine_rows(by_name, code), groups.get(code, []))
+        peers = groups.get(code, [])
+        out[code] = SiteComparison(pd.DataFrame(rows), P.spine_rows(by_name, code), peers,
+                                   P.peer_reasons(sites, areas, code, peers))
     return out
 
 
@@ -136,37 +211,100 @@ def fingerprint(comparison: SiteComparison | None) -> str:
 
 
 def compute(data: SiteData, allocation: Allocation, national: pd.DataFrame | None, metrics: Metrics,
-            level: float = 0.95) -> Compare:
-    control = control_charts(data, allocation)
+            level: float = 0.95, settings: CompareSettings | None = None) -> Compare:
+    settings = settings or CompareSettings()
+    control = control_charts(data, allocation, settings)
     for key, (frame, summary) in control.items():
         metrics.update({f"spc_{key}_variation": summary.variation,
                         f"spc_{key}_special_cause_points": int((frame["point_class"] != "common_cause").sum())})
     empty = pd.DataFrame()
     if national is None or national.empty or data.site_code not in set(national["site_code"]):
-        return Compare(control, empty, empty, [], level)
-    mine = compare_all(national, level, codes=[data.site_code])[data.site_code]
+        return Compare(control, empty, empty, [], level, settings)
+    mine = compare_all(national, level, codes=[data.site_code], settings=settings)[data.site_code]
     for row in mine.rows.itertuples():
         metrics.update({f"vs_england_{row.key}": row.vs_england, f"vs_peers_{row.key}": row.vs_peers})
-    return Compare(control, mine.rows, mine.spine, mine.peers, level)
+    return Compare(control, mine.rows, mine.spine, mine.peers, level, settings, mine.reasons)
+
+
+def comparator_label(c: Compare) -> str:
+    """What the site is compared with, as a column heading."""
+    names = set(c.comparisons["comparator"]) if "comparator" in c.comparisons else set()
+    if names == {"England"}:
+        return "England"
+    return "All sites" if names <= {POOLED_NAME} else "England or all sites"
+
+
+def comparator_sentence(c: Compare) -> str:
+    """The comparator in words, with the England values' source where there is one."""
+    if not c.settings.national:
+        return "all sites in this dataset pooled (no national figures were supplied, so this is not England)"
+    given = [I.INDICATORS[k].name.lower() for k in c.settings.national if k in I.INDICATORS]
+    return f"England for {', '.join(given)} (source: {c.settings.source}); all sites in this dataset pooled otherwise"
+
+
+def definitions(level: float = 0.95) -> dict[str, str]:
+    """The comparison terms for the methods section, in words a finance director can sign."""
+    return {
+        "Comparator": "What a site is compared with: England where the run's parameters supply a national value "
+                      "with its source; otherwise all sites in this dataset pooled (their total count over their "
+                      "total denominator), which is not England.",
+        "Better / Worse": f"The site lies outside {level:.0%} limits around the comparator drawn for a site of its "
+                          "size (funnel-plot limits), widened for the variation between sites that chance does not "
+                          "explain (Spiegelhalter's additive random-effects method, estimated from all sites when "
+                          "there are 8 or more). Higher / Lower where neither direction is better. Chance alone puts "
+                          f"about {1 - level:.0%} of comparisons outside the limits.",
+        "Peers": "The sites in this dataset most alike on deprivation (IMD 2019 score, counted double), age structure "
+                 "(share aged 66 and over) and size (log of residents, counted half): 5, or the nearer half of the "
+                 "other sites; the peers table says why each was chosen.",
+        "Control chart": "Monthly values with their mean and process limits (mean ± 2.66 × the average month-to-"
+                         "month change, NHS England's Making Data Count). The variation icon says whether the latest "
+                         "month is special cause (orange: concern, blue: improvement, purple: neither; H high, L low) "
+                         "or common cause (grey); the assurance icon, where there is a target, whether the process "
+                         "will consistently pass (P) or fail (F) it, or hit and miss (?). Limits start again at change "
+                         "dates set in the run's parameters.",
+    }
+
+
+def _fmt(v: float, unit: str) -> str:
+    return f"{v:.1f}%" if unit == "%" else f"{v:,.2f}"
 
 
 def comparison_table(c: Compare) -> pd.DataFrame:
     t = c.comparisons
-
-    def fmt(v, unit):
-        return f"{v:.1f}%" if unit == "%" else f"{v:,.2f}"
-
+    name = comparator_label(c)
+    comparator = [_fmt(v, u) + (" (England)" if name == "England or all sites" and k == "England" else "")
+                  for v, u, k in zip(t["england"], t["unit"], t["comparator"])]
     return pd.DataFrame({
-        "This site": [fmt(v, u) for v, u in zip(t["value"], t["unit"])],
-        f"{c.level:.0%} interval": [f"{fmt(lo, u)} to {fmt(hi, u)}" for lo, hi, u in zip(t["low"], t["high"], t["unit"])],
-        "England": [fmt(v, u) for v, u in zip(t["england"], t["unit"])],
-        "Against England": t["vs_england"].to_numpy(),
-        "Peers": [fmt(v, u) if pd.notna(v) else "" for v, u in zip(t["peer_value"], t["unit"])],
+        "This site": [_fmt(v, u) for v, u in zip(t["value"], t["unit"])],
+        f"{c.level:.0%} interval": [f"{_fmt(lo, u)} to {_fmt(hi, u)}" for lo, hi, u in zip(t["low"], t["high"], t["unit"])],
+        name: comparator,
+        f"Against {name if name.startswith('England') else name.lower()}": t["vs_england"].to_numpy(),
+        "Peers": [_fmt(v, u) if pd.notna(v) else "" for v, u in zip(t["peer_value"], t["unit"])],
         "Against peers": t["vs_peers"].to_numpy(),
     }, index=t["indicator"].to_numpy())
 
 
-def messages(c: Compare, site_names: dict[str, str] | None = None) -> list[str]:
+def peer_table(c: Compare, site_names: dict[str, str] | None = None) -> pd.DataFrame:
+    """The site and its peers on the three variables peers are chosen on, and why each was."""
+    r = c.peer_reasons
+    if r.empty:
+        return pd.DataFrame()
+    names = site_names or {}
+    return pd.DataFrame({
+        "Deprivation (IMD 2019 score)": [f"{v:.1f}" for v in r["imd_score"]],
+        "Aged 66 and over": [f"{v:.0%}" for v in r["share_age_66_plus"]],
+        "Residents": [f"{v / 1e6:.2f}m" if v >= 1e6 else f"{v / 1e3:,.0f}k" for v in r["population"]],
+        "Why chosen": r["why"].to_numpy(),
+    }, index=[names.get(code, code) for code in r["site_code"]])
+
+
+def chance_sentence(comparisons: int, level: float) -> str:
+    expected, any_flag = F.chance_flags(comparisons, level)
+    return (f"Chance alone would put about {expected:.1f} of {comparisons} comparisons outside {level:.0%} limits "
+            f"(at least one {any_flag:.0%} of the time), so a single flag is a prompt to look, not a finding.")
+
+
+def _control_messages(c: Compare) -> list[str]:
     msgs = []
     for key, (frame, summary) in c.control.items():
         special = int((frame["point_class"] != "common_cause").sum())
@@ -177,16 +315,32 @@ def messages(c: Compare, site_names: dict[str, str] | None = None) -> list[str]:
                         f"({summary.variation_label.lower()} at the latest point{latest}).")
         else:
             msgs.append(f"{SERIES[key][0]}: only common-cause variation over {summary.points} months.")
+        if summary.segments > 1:
+            starts = frame.groupby("segment")["date"].min().iloc[1:]
+            msgs[-1] += " Limits start again from " + ", ".join(f"{d:%B %Y}" for d in starts) + " (a change date)."
         if summary.trial:
             msgs[-1] += f" Limits for {title} are trial limits (fewer than 12 months)."
-    if not c.comparisons.empty:
-        notable = c.comparisons[~c.comparisons["vs_england"].isin(["Similar", "Not compared"])]
-        if notable.empty:
-            msgs.append(f"Every indicator is similar to England at {c.level:.0%} confidence.")
-        else:
-            msgs.append("Against England (" + f"{c.level:.0%} confidence): " + "; ".join(
-                f"{row.indicator.lower()}: {row.vs_england.lower()}" for row in notable.itertuples()) + ".")
-        if c.peers:
-            names = [site_names.get(p, p) if site_names else p for p in c.peers]
-            msgs.append("Peers (nearest on population, deprivation and age): " + ", ".join(names) + ".")
+    return msgs
+
+
+def messages(c: Compare, site_names: dict[str, str] | None = None) -> list[str]:
+    msgs = _control_messages(c)
+    if c.comparisons.empty:
+        return msgs
+    t = c.comparisons
+    against = {"England": "England", "All sites": POOLED_NAME}.get(comparator_label(c), "England or all sites")
+    limits = f"{c.level:.0%} limits that allow for the usual variation between sites"
+    notable = t[~t["vs_england"].isin(["Similar", "Not compared"])]
+    if notable.empty:
+        msgs.append(f"Every indicator is similar to {against} (within {limits}).")
+    else:
+        msgs.append(f"Against {against} ({limits}): " + "; ".join(
+            f"{row.indicator.lower()}: {row.vs_england.lower()}" for row in notable.itertuples()) + ".")
+    compared = int((t["vs_england"] != "Not compared").sum() + (t["vs_peers"] != "Not compared").sum())
+    if compared:
+        msgs.append(chance_sentence(compared, c.level))
+    if c.peers:
+        names = [site_names.get(p, p) if site_names else p for p in c.peers]
+        msgs.append("Peers, the sites in this dataset most alike on deprivation, age structure and size: "
+                    + ", ".join(names) + " (the peers table says why each was chosen).")
     return msgs

@@ -134,7 +134,8 @@ def flags(r: "SiteResults") -> list[Decision]:
         worse = c.comparisons[c.comparisons["vs_england"] == "Worse"]
         for row in worse.itertuples():
             here, there = (f"{v:.1f}%" if row.unit == "%" else f"{v:,.2f}" for v in (row.value, row.england))
-            out.append(Decision(f"{row.indicator}: {here} here against {there} across all sites in this dataset, "
+            where = "in England" if row.comparator == "England" else "across all sites in this dataset"
+            out.append(Decision(f"{row.indicator}: {here} here against {there} {where}, "
                                 "worse by more than chance alone would give.",
                                 "find out why this site differs on this measure.", INDICATIVE))
     for key, (_, summary) in c.control.items():

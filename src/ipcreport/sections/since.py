@@ -66,6 +66,8 @@ def overview_table(history_path: str | Path | None, metrics: pd.DataFrame) -> pd
     frames = []
     for m in metrics.to_dict("records"):
         changes = site_changes(history_path, m)
+        if changes.empty:  # no history, or no earlier extract of this site
+            continue
         changes = changes[changes["figure"].isin(OVERVIEW_FIGURES)]
         if not changes.empty:
             shown = table(changes).reset_index(names="Figure")
