@@ -31,6 +31,8 @@ from typing import Any, Protocol
 
 import yaml
 
+from .escape import markdown
+
 log = logging.getLogger(__name__)
 
 FORMATS = ("html", "pdf", "docx")
@@ -297,9 +299,9 @@ def join_markdown(meta: dict[str, Any], pieces: list[str | _Either], *, for_html
 def document_metadata(front: dict[str, Any], request: RenderRequest) -> dict[str, Any]:
     """Pandoc metadata: the front matter less Quarto-only keys; the request's titles win."""
     meta = {k: v for k, v in front.items() if k not in ("execute", "format", "jupyter")}
-    meta["title"] = request.title
+    meta["title"] = str(markdown(request.title))  # pandoc reads metadata as Markdown: a site name is text
     if request.subtitle:
-        meta["subtitle"] = request.subtitle
+        meta["subtitle"] = str(markdown(request.subtitle))
     meta.setdefault("lang", LANG)
     meta.setdefault("toc-title", "Contents")
     return meta
@@ -547,9 +549,9 @@ class QuartoRenderer:
         # Drop papermill's parameter cells outright, as the built-in renderer does.
         cells = [c for c in cells if not SKIP_TAGS & set(c.get("metadata", {}).get("tags", []))]
         meta = {k: v for k, v in front.items() if k != "format"}
-        meta["title"] = request.title
+        meta["title"] = str(markdown(request.title))
         if request.subtitle:
-            meta["subtitle"] = request.subtitle
+            meta["subtitle"] = str(markdown(request.subtitle))
         meta["execute"] = {**BRIEFING_EXECUTE, **(front.get("execute") or {})}
         (work / "watermark.html").write_text(_banner_html(request.watermark), encoding="utf-8")
         shutil.copy(TEMPLATES / "ipcreport.css", work / "ipcreport.css")
