@@ -19,9 +19,11 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-# Punctuation that can start or end Markdown, HTML, math, attributes, citations or shortcodes.
-# Quotes, commas, '%', '/' and '?' stay as they are (they start nothing, and smart quotes need them).
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~^$@&:=])")
+# Punctuation that can start or end inline Markdown, HTML, entities, math, attributes, citations or
+# Quarto shortcodes, anywhere in a line. Other punctuation ('.', '-', '(', ':' ...) only means
+# something at the start of a block, so it is escaped there (_BLOCK_START) and left readable elsewhere.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~^$@&])")
+_BLOCK_START = re.compile(r"^(\s*)(\d*)([-+:.)=])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 # A spreadsheet treats a cell starting with one of these as a formula (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -41,7 +43,8 @@ def markdown(text: object) -> Markup:
     """Text (from the data or anywhere) as Markdown that prints exactly that text."""
     if isinstance(text, Markup):
         return text
-    return Markup(_MARKDOWN_SPECIAL.sub(r"\\\1", plain(text)))
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", plain(text))
+    return Markup(_BLOCK_START.sub(r"\1\2\\\3", escaped))  # '- x', '1. x', ': x' start no list
 
 
 def compose(*parts: object) -> Markup:
