@@ -190,3 +190,44 @@ def test_downloads_hold_no_live_formula(hostile_build):
         for row in sheet.iter_rows():
             for cell in row:
                 assert cell.data_type != "f", (sheet.title, cell.coordinate, cell.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# silent nonsense: refused by both engines alike
+
+
+def _long_name(d):
+    edit_csv(d, "sites", lambda f: f.assign(site_name=["x" * 100_000, *f["site_name"][1:]]))
+
+
+def _infinite_money(d):
+    edit_csv(d, "budgets", lambda f: f.assign(agreed_budget=["inf", "-inf", *f["agreed_budget"][2:]]))
+    edit_csv(d, "contracts", lambda f: f.assign(annual_value=["Infinity", *f["annual_value"][1:]]))
+
+
+def _absurd_budget(d):
+    def huge(f):
+        f.loc[f.index[3], ["agreed_budget", "funded_nhs"]] = ["1000000000000", "1000000000000"]
+        return f
+    edit_csv(d, "budgets", huge)
+
+
+def _duplicated_header(d):
+    lines = (d / "spend.csv").read_text().splitlines()
+    (d / "spend.csv").write_text("\n".join([lines[0] + ",amount"] + [line + ",0" for line in lines[1:]]) + "\n")
+
+
+@pytest.mark.parametrize("corrupt, column, rule", [
+    (_long_name, "site_name", "implausible: longer than 200 characters"),
+    (_infinite_money, "agreed_budget", "type: must be a number"),
+    (_absurd_budget, "agreed_budget", "implausible: over GBP 10,000,000 for one budget period"),
+    (_duplicated_header, "amount", "the header names this column more than once"),
+], ids=["long-name", "infinite-money", "absurd-budget", "duplicated-header"])
+def test_silent_nonsense_is_refused_alike_by_both_engines(dataset_copy, corrupt, column, rule):
+    from ipcreport.scale import check_dataset_duckdb
+    from ipcreport.validation import validate_dataset
+
+    corrupt(dataset_copy)
+    found = validate_dataset(dataset_copy)
+    assert [b for b in found if b.column == column and b.rule.startswith(rule) and b.severity == "error"], found
+    assert check_dataset_duckdb(dataset_copy) == found

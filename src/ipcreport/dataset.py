@@ -21,7 +21,8 @@ import yaml
 from . import contract as C
 from .frames import isin
 from .results import replace_folder
-from .validation import Breach, DatasetInvalid, check_cross_tables, check_single_table, parse_table
+from .validation import (Breach, DatasetInvalid, check_cross_tables, check_single_table, parse_table,
+                         plausibility_breaches)
 
 META_FILE = "dataset.yaml"
 SITE_META_FILE = "site.json"
@@ -164,6 +165,7 @@ def check_dataset(folder: str | Path) -> tuple[Dataset | None, list[Breach]]:
         raw = raw.reset_index(drop=True)
         typed, parse_breaches, unparsable = parse_table(table, files[table], raw)
         breaches += parse_breaches + check_single_table(table, files[table], typed, unparsable)
+        breaches += plausibility_breaches(table, files[table], typed, list(raw.columns))
         tables[table] = typed
     extract = meta.extract_date if meta else None
     breaches += check_cross_tables(tables, files, extract)

@@ -111,6 +111,9 @@ _PEOPLE_IN_WORDS = re.compile(
     r"(?<![\d.,])(\d[\d,]*)(?=\s+(?:people|persons?|budget\s+holders?|holders?|comparison|questionnaires?|"
     r"baseline questionnaires?)\b)")
 _FEWEST = re.compile(r"fewest in any group and period: (\d[\d,]*)")
+# ... and after the words, in brackets: "too few budget holders (1) for the model".
+_PEOPLE_THEN_COUNT = re.compile(
+    r"(\b(?:people|persons?|budget\s+holders?|holders?|questionnaires?|budgets?|periods?)\s*\\?\()(\d[\d,]*)(\\?\))")
 
 
 def scrub(text: str, policy: Policy = DEFAULT) -> str:
@@ -122,4 +125,7 @@ def scrub(text: str, policy: Policy = DEFAULT) -> str:
     def fewest(match: re.Match) -> str:
         return f"fewest in any group and period: {safe_count(int(match.group(1).replace(',', '')), policy)}"
 
-    return _FEWEST.sub(fewest, _PEOPLE_IN_WORDS.sub(people, text))
+    def bracketed(match: re.Match) -> str:
+        return f"{match.group(1)}{safe_count(int(match.group(2).replace(',', '')), policy)}{match.group(3)}"
+
+    return _PEOPLE_THEN_COUNT.sub(bracketed, _FEWEST.sub(fewest, _PEOPLE_IN_WORDS.sub(people, text)))
