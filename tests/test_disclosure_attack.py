@@ -13,7 +13,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from ipcreport.disclosure import Policy, scrub
+from ipcreport.disclosure import Policy, by_enough_people, scrub
 from ipcreport.sections.compare import published_value
 
 from conftest import edit_csv, run_cli
@@ -116,3 +116,10 @@ def test_the_attacker_learns_nothing_about_the_one_budget_holder(site_of_one):
                     leaks.append(f"{column} {value:.3f}")
     leaks += [m for m in re.findall(r"(?:budget holders?|people) \(\d\)", text)]
     assert not leaks, leaks
+
+
+def test_values_of_few_people_are_withheld():
+    values = pd.Series([100.0, 200.0, 300.0], index=["a", "b", "c"])
+    people = pd.Series({"a": 7, "b": 8})  # c: nobody counted
+    kept = by_enough_people(values, people, POLICY)
+    assert kept.isna().tolist() == [True, False, True] and kept["b"] == 200.0

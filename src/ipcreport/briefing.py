@@ -87,8 +87,10 @@ def key_messages(r: SiteResults) -> list[str]:
     return msgs
 
 
-def headline_table(r: SiteResults) -> pd.DataFrame:
+def headline_table(r: SiteResults, policy: disclosure.Policy = disclosure.DEFAULT) -> pd.DataFrame:
     m = r.metrics.values
+    if not disclosure.enough(m["people_ipc"] or 0, policy):  # a median of a few is a person's budget
+        return pd.DataFrame({"Value": {"Budget figures": f"withheld: fewer than {policy.threshold + 1} budget holders"}})
     rows = {
         "Agreed budgets in the reporting year": money(m["budget_total"]),
         "Median budget per year of care": money(m["budget_median"]),
@@ -110,7 +112,7 @@ def provenance_table(r: SiteResults, data: SiteData, params_file: str | None, ru
         "Synthetic data": "yes" if data.synthetic else "no",
         "Data hash (SHA-256, first 12)": data.data_sha256[:12],
         "Package version": r.metrics.values["package_version"],
-        "Parameters file": params_file or "defaults (no parameters file)",
+        "Parameters file": Path(params_file).name if params_file else "defaults (no parameters file)",
         "Run date": run_date,
     }})
 

@@ -100,6 +100,13 @@ def safe_count(count: float, policy: Policy = DEFAULT) -> str:
     return policy.publish_count(count)
 
 
+def by_enough_people(values: pd.Series, people: pd.Series, policy: Policy = DEFAULT) -> pd.Series:
+    """Values (a mean, a total, a month's spend) kept only where more than the threshold of
+    people stand behind them; missing (withheld) elsewhere."""
+    counts = people.reindex(values.index).fillna(0)
+    return values.where(counts > policy.threshold)
+
+
 def enough(count: float, policy: Policy = DEFAULT) -> bool:
     """Whether a mean, rate or share over ``count`` people may be shown."""
     return count > policy.threshold
