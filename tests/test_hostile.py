@@ -23,6 +23,7 @@ import docx
 import openpyxl
 import pypdfium2 as pdfium
 import pytest
+import pandas as pd
 import yaml
 
 from ipcreport.escape import compose, italic, link, markdown, spreadsheet_cell
@@ -231,3 +232,14 @@ def test_silent_nonsense_is_refused_alike_by_both_engines(dataset_copy, corrupt,
     found = validate_dataset(dataset_copy)
     assert [b for b in found if b.column == column and b.rule.startswith(rule) and b.severity == "error"], found
     assert check_dataset_duckdb(dataset_copy) == found
+
+
+def test_a_number_formatted_from_a_missing_value_is_never_printed():
+    from ipcreport import present
+
+    present.PUBLISHED.clear()
+    shown = present.download(pd.DataFrame({"Mean": ["nan", "12.5", "+nan", "£nan"], "Name": ["Nantwich", "x", "y", "z"]},
+                                          index=["a", "b", "c", "d"]), "t", "Row")
+    assert shown["Mean"].tolist() == ["not available", "12.5", "not available", "not available"]
+    assert shown["Name"].tolist() == ["Nantwich", "x", "y", "z"]
+    present.PUBLISHED.clear()

@@ -105,9 +105,15 @@ def money(value: float | None) -> str:
 PUBLISHED: dict[str, pd.DataFrame] = {}
 
 
+# A number formatted from a missing value ('nan', '+nan', '£nan', 'nan%'): never printed as such.
+_FORMATTED_NAN = re.compile(r"(?<![A-Za-z])[-+−£]?(?:nan|inf)(?![A-Za-z])")
+
+
 def _scrubbed(value: object) -> object:
     if isinstance(value, Markup):
         return Markup(disclosure.scrub(value, _policy))
+    if isinstance(value, str) and _FORMATTED_NAN.search(value):
+        return "not available"
     return disclosure.scrub(value, _policy) if isinstance(value, str) else value
 
 
