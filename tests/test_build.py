@@ -47,13 +47,14 @@ def test_index_links_every_format_of_every_site_and_the_overview(built, small_da
 
 
 def test_manifest_and_metrics(built):
-    _, report = built
+    root, report = built
     manifest = json.loads((report / "manifest.json").read_text())
     assert manifest["ok"] and manifest["dataset"]["synthetic"] is True
+    assert str(root) not in json.dumps(manifest), "paths are relative to the run's work folder"
     assert len(manifest["sites"]) == 2
     for site in manifest["sites"]:
         assert site["status"] == "ok" and site["timings"]["execute_seconds"] > 0
-        metrics = json.loads(Path(site["metrics"]).read_text())
+        metrics = json.loads((root / "work" / "test" / site["metrics"]).read_text())
         assert set(METRIC_KEYS) <= set(metrics)
         assert metrics["package_version"] == manifest["package_version"]
 
