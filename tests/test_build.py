@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -45,13 +47,14 @@ def test_index_links_every_format_of_every_site_and_the_overview(built, small_da
 
 
 def test_manifest_and_metrics(built):
-    _, report = built
+    root, report = built
     manifest = json.loads((report / "manifest.json").read_text())
     assert manifest["ok"] and manifest["dataset"]["synthetic"] is True
+    assert str(root) not in json.dumps(manifest), "paths are relative to the run's work folder"
     assert len(manifest["sites"]) == 2
     for site in manifest["sites"]:
         assert site["status"] == "ok" and site["timings"]["execute_seconds"] > 0
-        metrics = json.loads(Path(site["metrics"]).read_text())
+        metrics = json.loads((root / "work" / "test" / site["metrics"]).read_text())
         assert set(METRIC_KEYS) <= set(metrics)
         assert metrics["package_version"] == manifest["package_version"]
 
@@ -112,18 +115,27 @@ def test_invalid_dataset_writes_nothing(dataset_copy, tmp_path):
 
 
 def test_a_failing_site_does_not_stop_the_others(small_dataset, tmp_path):
+    """The real command, with a site notebook that raises for one site: exit 1 (sites failed),
+    the other site published, the failure's message and section on the index, no traceback."""
+    from test_faults import site_notebook
+
     sites = pd.read_csv(small_dataset / "sites.csv", dtype=str)["site_code"].tolist()
+    notebook = site_notebook(tmp_path / "site.ipynb", {sites[0]: "raise"})
     params = tmp_path / "p.yaml"
-    # A negative number of simulation draws makes this one site's notebook raise.
-    params.write_text(yaml.safe_dump({"run": "r", "formats": ["html"], "sites": {sites[0]: {"risk": {"simulation_draws": -1}}}}))
-    done = run_cli("build", small_dataset, "--params", params, "--reports", tmp_path / "reports",
-                   "--work", tmp_path / "work", cwd=tmp_path)
-    assert done.returncode == 1
+    params.write_text(yaml.safe_dump({"run": "r", "formats": ["html"]}))
+    script = ("import sys\nfrom pathlib import Path\nimport ipcreport.build as b\nfrom ipcreport.cli import main\n"
+              f"b.build.__kwdefaults__['site_notebook'] = Path({str(notebook)!r})\nsys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", script, "build", str(small_dataset), "--params", str(params),
+                           "--reports", str(tmp_path / "reports"), "--work", str(tmp_path / "work")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and f"FAILED {sites[0]}: ValueError: budgets do not add up" in done.stderr
     report = tmp_path / "reports" / "r"
     assert (report / "sites" / sites[1] / "briefing.html").exists()
     assert not (report / "sites" / sites[0]).exists()
     index = (report / "index.html").read_text()
-    assert 'class="failed"' in index and "Failed" in index
+    assert "Failed: ValueError: budgets do not add up at data.csv (in section &#x27;Money&#x27;)" in index
+    assert "/srv/secret" not in index and str(tmp_path) not in index
     manifest = json.loads((report / "manifest.json").read_text())
     statuses = {s["key"]: s["status"] for s in manifest["sites"]}
     assert statuses == {sites[0]: "failed", sites[1]: "ok"}
@@ -154,3 +166,11 @@ def test_two_extracts_a_quarter_apart_show_what_changed(small_dataset, tmp_path)
     assert row and (row.group(1), row.group(2)) == (money(then["budget_total"]), money(now["budget_total"]))
     # The earlier extract's own briefing has no earlier extract to compare with.
     assert "Since the last extract" not in (tmp_path / "reports" / "q1" / "sites" / site / "briefing.html").read_text()
+def test_impossible_parameters_are_refused_before_any_site_runs(small_dataset, tmp_path):
+    sites = pd.read_csv(small_dataset / "sites.csv", dtype=str)["site_code"].tolist()
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump({"run": "r", "sites": {sites[0]: {"risk": {"simulation_draws": -1}}}}))
+    done = run_cli("build", small_dataset, "--params", params, "--reports", tmp_path / "reports",
+                   "--work", tmp_path / "work", cwd=tmp_path)
+    assert done.returncode == 2 and f"sites.{sites[0]}.risk.simulation_draws must be between" in done.stderr
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "work").exists()

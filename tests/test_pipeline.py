@@ -163,7 +163,7 @@ def test_a_dask_cluster_build_equals_a_local_one(built, small_dataset, tmp_path)
     assert files(dask_report) == files(local_report)
     volatile = {"package_version", "notes"}
     for site in manifest(local_report)["sites"]:
-        local = json.loads(Path(site["metrics"]).read_text())
+        local = json.loads((root / "work" / "test" / site["metrics"]).read_text())
         remote = json.loads((tmp_path / "work" / "test" / "sites" / site["key"] / "metrics.json").read_text())
         assert {k: v for k, v in local.items() if k not in volatile} == {k: v for k, v in remote.items() if k not in volatile}
     for csv in dask_report.rglob("*.csv"):

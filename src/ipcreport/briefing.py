@@ -86,8 +86,12 @@ def load_national(national_path: str | Path | None, data_path: str | Path, month
     return I.national_table([site_tables(dataset, c) for c in dataset.site_codes], dataset.meta.extract_date, months)
 
 
-def headline_table(r: SiteResults) -> pd.DataFrame:
+def headline_table(r: SiteResults, policy: disclosure.Policy = disclosure.DEFAULT) -> pd.DataFrame:
     m = r.metrics.values
+    if not disclosure.enough(m["people_ipc"] or 0, policy):  # a median of a few is a person's budget
+        return pd.DataFrame({"Value": {"Budget figures": f"withheld: fewer than {policy.threshold + 1} budget holders"}})
+    if not disclosure.enough(m["people_ipc"] or 0, policy):  # a median of a few is a person's budget
+        return pd.DataFrame({"Value": {"Budget figures": f"withheld: fewer than {policy.threshold + 1} budget holders"}})
     rows = {
         "Agreed budgets in the reporting year (pro-rated to its days)": money(m["budget_total"]),
         "Spent through budgets in the reporting year": money(m["spend_in_year"]),
@@ -116,7 +120,7 @@ def provenance_table(r: SiteResults, data: SiteData, params_file: str | None, ru
         "Synthetic data": "yes" if data.synthetic else "no",
         "Data hash (SHA-256, first 12)": data.data_sha256[:12],
         "Package version": r.metrics.values["package_version"],
-        "Parameters file": params_file or "defaults (no parameters file)",
+        "Parameters file": Path(params_file).name if params_file else "defaults (no parameters file)",
         "Run date": run_date,
     }})
 

@@ -15,6 +15,7 @@ failing site gets its error, log and a red row on the index while the others car
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -23,10 +24,11 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import __version__
 from .cache import key_of, notebook_fingerprint, package_fingerprint, read_key, sha256_files, sha256_json, stale_reasons
@@ -96,16 +98,19 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
     cached = read_json(work / "data" / INPUTS_FILE)
     if cached and cached["dataset_sha256"] == identity and cached["reporting_months"] == months \
             and all(Path(p["folder"]).is_dir() for p in cached["partitions"].values()):
+        params.check_sites([site["site_code"] for site in cached["sites"]])
         return cached  # the same bytes were validated and partitioned before
     on_work()
 
     from .analysis.indicators import national_table
+    from .disclosure import Policy
     from .sections.compare import compare_all, fingerprint
+    from .sections.quality import published_warnings
 
     if choose_engine(dataset_path, engine) == "duckdb":
-        dataset, partitions, site_tables_of, scratch = _partition_with_duckdb(dataset_path, work, write)
+        dataset, partitions, site_tables_of, scratch = _partition_with_duckdb(dataset_path, work, write, params)
     else:
-        dataset, partitions, site_tables_of, scratch = _partition_with_pandas(dataset_path, work, write)
+        dataset, partitions, site_tables_of, scratch = _partition_with_pandas(dataset_path, work, write, params)
     meta = dataset.meta
     national = national_table([site_tables_of(code) for code in dataset.site_codes], meta.extract_date, months)
     comparisons = compare_all(national)
@@ -119,6 +124,8 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
         "synthetic": meta.synthetic,
         "files": dataset.files,
         "warnings": [str(w) for w in dataset.warnings],
+        "warnings_published": published_warnings(dataset.warnings, Policy(params.settings["suppress_threshold"],
+                                                                         params.settings["rounding"])),
         "reporting_months": months,
         "sites": [{"site_code": c, "site_name": str(n), "region": str(r)}
                   for c, n, r in zip(sites["site_code"], sites["site_name"], sites["region"])],
@@ -135,10 +142,11 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
     return inputs
 
 
-def _partition_with_pandas(dataset_path: Path, work: Path, write: bool):
+def _partition_with_pandas(dataset_path: Path, work: Path, write: bool, params: RunParams):
     from .dataset import load_dataset, site_partition, site_tables, write_partition
 
     dataset = load_dataset(dataset_path)  # all-or-nothing: nothing is written before this passes
+    params.check_sites(dataset.site_codes)  # and per-site overrides name real sites
     partitions = {}
     for code in dataset.site_codes:
         files, site_meta = site_partition(dataset, code)
@@ -149,7 +157,7 @@ def _partition_with_pandas(dataset_path: Path, work: Path, write: bool):
     return dataset, partitions, lambda code: site_tables(dataset, code), None
 
 
-def _partition_with_duckdb(dataset_path: Path, work: Path, write: bool):
+def _partition_with_duckdb(dataset_path: Path, work: Path, write: bool, params: RunParams):
     """The national-scale path: DuckDB checks the files and writes each site's partition; the
     national indicators are then read one partition at a time."""
     from .dataset import SITE_META_FILE, load_site
@@ -159,6 +167,7 @@ def _partition_with_duckdb(dataset_path: Path, work: Path, write: bool):
     out = work / "data" if write else scratch
     with DuckDataset(dataset_path) as data:
         dataset = data.to_dataset()  # raises DatasetInvalid before anything is written
+        params.check_sites(dataset.site_codes)
         folders = data.partition(out, check=False)
     partitions = {code: {"folder": str(work / "data" / f"site={code}"),
                          "sha256": read_json(Path(folder) / SITE_META_FILE)["data_sha256"]}
@@ -199,7 +208,7 @@ def plan_sites(inputs: dict[str, Any], params: RunParams, work: Path, site_noteb
         code = site["site_code"]
         settings = params.for_site(code)
         components = {**shared, "data": inputs["partitions"][code]["sha256"],
-                      "parameters": sha256_json([settings, list(params.formats), params.source]),
+                      "parameters": sha256_json([settings, list(params.formats), params.source]),  # a name, not a path
                       "comparisons": inputs["fingerprints"][code],
                       # what the briefing shows of this site's earlier extracts
                       "history": sha256_json(H.previous(earlier, code, inputs["extract_date"]).to_dict("records"))}
@@ -289,8 +298,64 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
     started = time.perf_counter()
     timings: dict[str, float] = {}
     dataset_path, work = Path(dataset_path), Path(work_root).resolve() / params.run
+    check_request(dataset_path, executor, scheduler, {"--work": work.parent, "--reports": Path(reports_root).resolve()})
+    with run_lock(work, progress):
+        return _build(dataset_path, params, work, started, timings, jobs=jobs, reports_root=reports_root,
+                      force=force, executor=executor, scheduler=scheduler, site_notebook=site_notebook,
+                      engine=engine, progress=progress)
+
+
+class UsageError(ValueError):
+    """A mistake in how a build was asked for (a missing folder, a missing option): exit 2."""
+
+
+MIN_FREE_BYTES = 100 * 1024**2  # a build of a few sites writes tens of megabytes
+
+
+def check_request(dataset_path: Path, executor: str, scheduler: str | None, folders: dict[str, Path] = {}) -> None:  # noqa: B006 - read only
+    """Mistakes a build can see before it starts: no dataset, no scheduler, output folders it
+    cannot write to (read-only, not permitted, or nearly full)."""
+    if not dataset_path.is_dir():
+        raise UsageError(f"{dataset_path}: no such dataset folder")
     if executor == "dask" and not scheduler:
-        raise ValueError("--executor dask needs --scheduler ADDRESS")
+        raise UsageError("--executor dask needs --scheduler ADDRESS (a running Dask scheduler)")
+    for option, folder in folders.items():
+        existing = next(p for p in [folder, *folder.parents] if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"{option} {folder}: cannot write there ({existing} is read-only, not a folder or "
+                             "not yours); choose another folder")
+        free = shutil.disk_usage(existing).free
+        if free < MIN_FREE_BYTES:
+            raise UsageError(f"{option} {folder}: only {free / 1024**2:.1f} MB free there (a build needs about "
+                             f"{MIN_FREE_BYTES // 1024**2} MB); free some space or choose another folder")
+
+
+@contextmanager
+def run_lock(work: Path, progress: Callable[[str], None]) -> Iterator[None]:
+    """One build of a run at a time: a second one waits for the first, saying so. The lock is
+    a file in the system's temporary folder named after the work folder (nothing is written
+    under work/ before the data pass validation), released by the kernel if the build dies."""
+    path = Path(tempfile.gettempdir()) / f"ipcreport-{sha256_json(str(work))[:16]}.lock"
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            progress(f"another build of run '{work.name}' is running ({handle.read().strip() or 'pid unknown'}); "
+                     "waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(dataset_path: Path, params: RunParams, work: Path, started: float, timings: dict[str, float], *,
+           jobs, reports_root, force, executor, scheduler, site_notebook, engine, progress) -> BuildResult:
     say = None  # the run's log starts once the data have passed validation (nothing is written before)
     runner = DaskExecutor(scheduler) if executor == "dask" else LocalExecutor(max(1, jobs or os.cpu_count() or 1))
     if threading.current_thread() is threading.main_thread():
@@ -301,6 +366,9 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
             inputs = prepare(dataset_path, params, work, engine=engine, on_work=runner.start)
             timings["prepare_seconds"] = round(time.perf_counter() - started, 2)
             say = _run_log(work, progress)
+            if params.override_reason:
+                say(f"DISCLOSURE OVERRIDE: suppress_threshold {params.settings['suppress_threshold']}, rounding "
+                    f"{params.settings['rounding']} (below the documented 7 and 5): {params.override_reason}")
             history_path = Path(reports_root).resolve() / HISTORY_FILE
             plan = plan_sites(inputs, params, work, site_notebook, force, history_path)
             stale = plan.stale()
@@ -378,9 +446,14 @@ def manifest(inputs: dict[str, Any], params: RunParams, result: BuildResult, wor
     from .results import METRICS_FILE
 
     def stage(r: StageResult) -> dict[str, Any]:
+        """One site's record, with paths relative to the run's work folder (no machine path)."""
         entry = asdict(r)
-        metrics = Path(r.work_dir) / METRICS_FILE
-        entry["metrics"] = str(metrics) if r.ok and metrics.exists() else None
+        for name in ("work_dir", "last_good_dir"):
+            if entry[name]:
+                entry[name] = Path(entry[name]).relative_to(work).as_posix()
+        folder = Path(r.last_good_dir or r.work_dir)
+        entry["metrics"] = (folder / METRICS_FILE).relative_to(work).as_posix() \
+            if (r.ok or r.last_good_dir) and (folder / METRICS_FILE).exists() else None
         return entry
 
     return {
@@ -391,21 +464,23 @@ def manifest(inputs: dict[str, Any], params: RunParams, result: BuildResult, wor
         "package_version": __version__,
         "python": sys.version.split()[0],
         "renderer": default_renderer().name,
-        "dataset": {k: inputs[k] for k in ("name", "dataset_path", "extract_date", "synthetic", "files", "warnings")}
-        | {"sha256": inputs["dataset_sha256"]},
-        "parameters": {"file": params.source, "settings": params.settings, "site_overrides": params.site_overrides,
-                       "formats": list(params.formats)},
-        "work_dir": str(work),
+        "dataset": {k: inputs[k] for k in ("name", "extract_date", "synthetic", "files")}
+        | {"warnings": inputs.get("warnings_published", []), "folder": Path(inputs["dataset_path"]).name, "sha256": inputs["dataset_sha256"]},
+        "parameters": {"file": params.source, "sha256": params.content_sha256, "settings": params.settings,
+                       "site_overrides": params.site_overrides, "formats": list(params.formats),
+                       "disclosure_override": params.override_reason},
+        "work_dir": f"{params.run} (under the build's --work folder; paths below are relative to it)",
         "sites": [stage(r) for r in result.sites],
         "overview": stage(result.overview),
     }
 
 
 def status(dataset_path: str | Path, params: RunParams, work_root: str | Path = "work", engine: str = "auto",
-           site_notebook: Path = SITE_NOTEBOOK) -> Plan:
+           site_notebook: Path = SITE_NOTEBOOK, reports_root: str | Path = "reports") -> Plan:
     """What a build would do now, and why; writes nothing under work/ or reports/."""
     work = Path(work_root).resolve() / params.run
+    check_request(Path(dataset_path), "local", None)
     return plan_sites(prepare(Path(dataset_path), params, work, write=False, engine=engine), params, work,
-                      site_notebook)
+                      site_notebook, history_path=Path(reports_root).resolve() / HISTORY_FILE)
 
 

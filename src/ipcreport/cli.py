@@ -32,11 +32,12 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .build import choose_engine
+    from .build import check_request, choose_engine
     from .validation import validate_dataset
 
     folder = Path(args.dataset)
-    if folder.is_dir() and choose_engine(folder, args.engine) == "duckdb":
+    check_request(folder, "local", None)
+    if choose_engine(folder, args.engine) == "duckdb":
         from .scale import check_dataset_duckdb
 
         breaches = check_dataset_duckdb(args.dataset)
@@ -54,31 +55,17 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from .build import build
-    from .jobs import BuildInterrupted
-    from .params import ParamsError
-    from .validation import DatasetInvalid
-
-    try:
-        params = _params(args)
-        site_notebook, overview_notebook = _notebooks(args.notebooks)
-        result = build(args.dataset, params, jobs=args.jobs, reports_root=args.reports, work_root=args.work,
-                       force=args.force, executor=args.executor, scheduler=args.scheduler, engine=args.engine,
-                       site_notebook=site_notebook, overview_notebook=overview_notebook)
-    except ParamsError as err:
-        print(f"ipcreport build: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except DatasetInvalid as err:
-        for breach in err.breaches:
-            print(breach, file=sys.stderr)
-        print(f"ipcreport build: {args.dataset} breaks the data contract; nothing was written.", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except BuildInterrupted:
-        return EXIT_INTERRUPTED
+    params = _params(args)
+    site_notebook, overview_notebook = _notebooks(args.notebooks)
+    result = build(args.dataset, params, jobs=args.jobs, reports_root=args.reports, work_root=args.work,
+                   force=args.force, executor=args.executor, scheduler=args.scheduler, engine=args.engine,
+                   site_notebook=site_notebook, overview_notebook=overview_notebook)
     built = sum(s.ok and not s.cached for s in result.sites)
     print(f"Report: {result.report_dir / 'index.html'} ({len(result.sites)} sites: {built} built, "
           f"{sum(s.cached for s in result.sites)} unchanged, {len(result.failed)} failed; {result.seconds:.1f} s)")
     for failed in result.failed:
-        print(f"FAILED {failed.key}: {failed.error} (log in {failed.work_dir})", file=sys.stderr)
+        kept = " (its last good briefing stays published, marked stale)" if failed.last_good_dir else ""
+        print(f"FAILED {failed.key}: {failed.error}{kept} (log in {failed.work_dir})", file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED_SITES
 
 
@@ -117,15 +104,8 @@ def _copy_notebooks(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from .build import status
-    from .params import ParamsError
-    from .validation import DatasetInvalid
-
-    try:
-        plan = status(args.dataset, _params(args), work_root=args.work, engine=args.engine,
-                      site_notebook=_notebooks(args.notebooks)[0])
-    except (ParamsError, DatasetInvalid) as err:
-        print(f"ipcreport status: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    plan = status(args.dataset, _params(args), work_root=args.work, engine=args.engine,
+                  site_notebook=_notebooks(args.notebooks)[0])
     for job in plan.sites:
         print(f"{job.key:<12} {'stale: ' + '; '.join(job.reasons) if job.reasons else 'up to date'}")
     stale = len(plan.stale())
@@ -136,17 +116,15 @@ def _status(args: argparse.Namespace) -> int:
 def _snapshot(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from .build import UsageError
     from .dataset import load_dataset
     from .snapshot import write_snapshot
-    from .validation import DatasetInvalid
 
-    try:
-        extract = load_dataset(args.dataset).meta.extract_date
-        earlier = extract - pd.DateOffset(months=args.months_before)
-        write_snapshot(args.dataset, args.out, f"{earlier:%Y-%m-%d}")
-    except (DatasetInvalid, ValueError) as err:
-        print(f"ipcreport snapshot: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    extract = load_dataset(args.dataset).meta.extract_date  # a dataset breaking the contract: main says so
+    earlier = extract - pd.DateOffset(months=args.months_before)
+    if args.months_before < 1:
+        raise UsageError(f"--months-before must be at least 1, not {args.months_before}")
+    write_snapshot(args.dataset, args.out, f"{earlier:%Y-%m-%d}")
     print(f"Wrote {args.out}: {args.dataset} as extracted on {earlier:%d %B %Y}")
     return EXIT_OK
 
@@ -232,8 +210,32 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. The one error path: every user mistake is a message and exit 2; exit 1
+    only means a build ran and some site failed."""
     args = parser().parse_args(argv)
-    return args.func(args)
+    from .build import UsageError
+    from .jobs import BuildInterrupted
+    from .params import ParamsError
+    from .validation import DatasetInvalid
+
+    def mistake(message: str) -> int:
+        print(f"ipcreport {args.command}: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    try:
+        return args.func(args)
+    except DatasetInvalid as err:
+        for breach in err.breaches:
+            print(breach, file=sys.stderr)
+        return mistake(f"{args.dataset} breaks the data contract; nothing was written.")
+    except (ParamsError, UsageError) as err:
+        return mistake(str(err))
+    except BuildInterrupted:
+        return EXIT_INTERRUPTED
+    except OSError as err:  # a folder that cannot be read or written: full, read-only, not ours
+        where = err.filename or getattr(args, "dataset", "")
+        return mistake(f"cannot use {where}: {err.strerror or err}. Free space or choose another folder "
+                       "(--work, --reports); finished sites are kept.")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ import yaml
 from . import contract as C
 from .frames import isin
 from .results import replace_folder
-from .validation import Breach, DatasetInvalid, check_cross_tables, check_single_table, empty_table, parse_table
+from .validation import (Breach, DatasetInvalid, check_cross_tables, check_single_table, empty_table, parse_table,
+                         plausibility_breaches)
 
 META_FILE = "dataset.yaml"
 SITE_META_FILE = "site.json"
@@ -53,6 +54,7 @@ class Dataset:
 def _table_sources(folder: Path) -> tuple[dict[str, tuple[Path, str | None]], list[Breach]]:
     """Where each table comes from: (file, sheet name for Excel). Reports missing/ambiguous ones."""
     sources: dict[str, list[tuple[Path, str | None]]] = {t: [] for t in C.TABLES}
+    breaches_read: list[Breach] = []
     for table in C.TABLES:
         for ext in (".csv", ".parquet"):
             if (folder / f"{table}{ext}").exists():
@@ -60,10 +62,16 @@ def _table_sources(folder: Path) -> tuple[dict[str, tuple[Path, str | None]], li
     for workbook in sorted(folder.glob("*.xlsx")):
         if workbook.name.startswith("~$"):  # Excel's lock file while a workbook is open
             continue
-        for sheet in pd.ExcelFile(workbook).sheet_names:
+        try:
+            sheets = pd.ExcelFile(workbook).sheet_names
+        except Exception as err:  # noqa: BLE001 - any unreadable workbook is a breach, not a crash
+            breaches_read.append(Breach(workbook.name, None, f"not a readable Excel workbook ({type(err).__name__}); "
+                                        "remove it or save it again from Excel", count=1))
+            continue
+        for sheet in sheets:
             if sheet in sources:
                 sources[sheet].append((workbook, sheet))
-    breaches, chosen = [], {}
+    breaches, chosen = breaches_read, {}
     for table, found in sources.items():
         if not found and table in C.OPTIONAL_TABLES:
             continue  # read as an empty table
@@ -99,8 +107,13 @@ def read_meta(folder: Path) -> tuple[C.DatasetMeta | None, list[Breach]]:
         return None, [Breach(META_FILE, None, "dataset.yaml is missing (name, extract_date, synthetic)", count=1)]
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        return None, [Breach(META_FILE, None, f"not UTF-8 text (byte {err.start}); save it as UTF-8", count=1)]
     except yaml.YAMLError as err:
         return None, [Breach(META_FILE, None, f"not valid YAML: {err}", count=1)]
+    if not isinstance(raw, dict):
+        return None, [Breach(META_FILE, None, f"must be a mapping of keys (name, extract_date, synthetic), "
+                             f"not a {type(raw).__name__}", count=1)]
     breaches = [
         Breach(META_FILE, key, "required key is missing", count=1) for key in C.DATASET_META_REQUIRED if key not in raw
     ]
@@ -108,6 +121,9 @@ def read_meta(folder: Path) -> tuple[C.DatasetMeta | None, list[Breach]]:
     if "extract_date" in raw and pd.isna(extract):
         breaches.append(Breach(META_FILE, "extract_date", "must be a date written YYYY-MM-DD",
                                count=1, values=(str(raw["extract_date"]),)))
+    elif "extract_date" in raw and extract > pd.Timestamp.now().normalize() + pd.Timedelta(days=1):
+        breaches.append(Breach(META_FILE, "extract_date", "is in the future: an extract cannot be dated after "
+                               "today", count=1, values=(str(raw["extract_date"]),)))
     if "synthetic" in raw and not isinstance(raw["synthetic"], bool):
         breaches.append(Breach(META_FILE, "synthetic", "must be true or false", count=1, values=(str(raw["synthetic"]),)))
     if breaches:
@@ -151,6 +167,7 @@ def check_dataset(folder: str | Path) -> tuple[Dataset | None, list[Breach]]:
         raw = raw.reset_index(drop=True)
         typed, parse_breaches, unparsable = parse_table(table, files[table], raw)
         breaches += parse_breaches + check_single_table(table, files[table], typed, unparsable)
+        breaches += plausibility_breaches(table, files[table], typed, list(raw.columns))
         tables[table] = typed
     for table in C.OPTIONAL_TABLES:
         if table not in sources:

@@ -100,6 +100,13 @@ def safe_count(count: float, policy: Policy = DEFAULT) -> str:
     return policy.publish_count(count)
 
 
+def by_enough_people(values: pd.Series, people: pd.Series, policy: Policy = DEFAULT) -> pd.Series:
+    """Values (a mean, a total, a month's spend) kept only where more than the threshold of
+    people stand behind them; missing (withheld) elsewhere."""
+    counts = people.reindex(values.index).fillna(0)
+    return values.where(counts > policy.threshold)
+
+
 def enough(count: float, policy: Policy = DEFAULT) -> bool:
     """Whether a mean, rate or share over ``count`` people may be shown."""
     return count > policy.threshold
@@ -111,6 +118,9 @@ _PEOPLE_IN_WORDS = re.compile(
     r"(?<![\d.,])(\d[\d,]*)(?=\s+(?:people|persons?|budget\s+holders?|holders?|comparison|questionnaires?|"
     r"baseline questionnaires?)\b)")
 _FEWEST = re.compile(r"fewest in any group and period: (\d[\d,]*)")
+# ... and after the words, in brackets: "too few budget holders (1) for the model".
+_PEOPLE_THEN_COUNT = re.compile(
+    r"(\b(?:people|persons?|budget\s+holders?|holders?|questionnaires?|budgets?|periods?)\s*\\?\()(\d[\d,]*)(\\?\))")
 
 
 def scrub(text: str, policy: Policy = DEFAULT) -> str:
@@ -122,4 +132,7 @@ def scrub(text: str, policy: Policy = DEFAULT) -> str:
     def fewest(match: re.Match) -> str:
         return f"fewest in any group and period: {safe_count(int(match.group(1).replace(',', '')), policy)}"
 
-    return _FEWEST.sub(fewest, _PEOPLE_IN_WORDS.sub(people, text))
+    def bracketed(match: re.Match) -> str:
+        return f"{match.group(1)}{safe_count(int(match.group(2).replace(',', '')), policy)}{match.group(3)}"
+
+    return _PEOPLE_THEN_COUNT.sub(bracketed, _FEWEST.sub(fewest, _PEOPLE_IN_WORDS.sub(people, text)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import sys
@@ -24,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .cache import KEY_FILE
+from .cache import KEY_FILE, read_key
 from .results import replace_folder
 
 KERNEL = "ipcreport"
@@ -44,6 +45,10 @@ class StageResult:
     work_dir: str = ""
     outputs: dict[str, str] = field(default_factory=dict)  # format -> file in work_dir/rendered
     timings: dict[str, float] = field(default_factory=dict)
+    # A failed run of a site that built before: its last good folder (published, marked stale)
+    # and when that was built; the failed run's files are in work_dir then.
+    last_good_dir: str | None = None
+    last_good: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -130,10 +135,53 @@ def run_notebook_job(job: NotebookJob) -> StageResult:
         (work / KEY_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")  # last: marks it complete
     except Exception as err:  # noqa: BLE001 - any failure of one notebook is reported, not raised
         result.status = "failed"
-        result.error = f"{type(err).__name__}: {err}".strip()[:4000]
+        result.error = failure_message(err, executed)
         (work / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-    replace_folder(work, Path(job.work_dir))
+    final = Path(job.work_dir)
+    previous = read_key(final) if not result.ok else None
+    if previous and all((final / RENDERED / name).exists() for name in previous.get("outputs", {}).values()):
+        # keep the last good briefing where it is; the failed run goes beside it
+        failed = final.with_name(f".{final.name}.failed")
+        replace_folder(work, failed)
+        result.work_dir, result.last_good_dir = str(failed), str(final)
+        result.last_good, result.outputs = previous.get("finished", ""), previous["outputs"]
+    else:
+        replace_folder(work, final)
     return result
+
+
+_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?(?:[\\/][^\s\\/'\"]+)+[\\/]?")
+
+
+def without_paths(text: str) -> str:
+    """Text with every absolute path cut to its last part (published messages name no machine)."""
+    return _PATH.sub(lambda m: m.group(0).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or "/", text)
+
+
+def failure_message(err: BaseException, executed: Path) -> str:
+    """Why a notebook failed, for the index page and the console: the exception's message and
+    the briefing section of the failing cell; no traceback, no machine path."""
+    ename, evalue = type(err).__name__, str(err)
+    where = ""
+    if hasattr(err, "ename") and hasattr(err, "cell_index"):  # papermill: an exception in a cell
+        ename, evalue = err.ename, err.evalue
+        where = f" (in section '{section_of(executed, err.cell_index)}')"
+    message = " ".join(f"{ename}: {evalue}".split())
+    return without_paths(message)[:500] + where
+
+
+def section_of(notebook: Path, cell_index: int) -> str:
+    """The heading the cell falls under in the notebook (the briefing's section)."""
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+    for cell in reversed(cells[: cell_index + 1]):
+        if cell.get("cell_type") == "markdown":
+            for line in "".join(cell.get("source", "")).splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return "set-up"
 
 
 def reuse(job: NotebookJob, record: dict[str, Any]) -> StageResult:
@@ -150,7 +198,20 @@ class BuildInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during a build: finished sites are kept, nothing is published."""
 
 
-def _start_worker() -> None:
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process the moment ``parent`` dies, even by SIGKILL (Linux), so
+    no worker carries on and moves a site into place after its build is gone. Its kernel then
+    exits too: ipykernel polls for its parent (the worker) and exits when it is gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the build died before the line above
+        os._exit(1)
+
+
+def _start_worker(parent: int) -> None:
+    die_with_parent(parent)
     # Each worker leads its own process group, so stopping a build can stop the worker and the
     # kernel it started together (os.killpg), leaving no orphaned kernels.
     os.setsid()
@@ -193,7 +254,7 @@ class LocalExecutor:
         if self.pool is None:
             workers = min(self.workers, jobs or self.workers)
             self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_start_worker)
+                                            initializer=_start_worker, initargs=(os.getpid(),))
             for _ in range(workers):  # the pool starts a worker per waiting task: start them all now
                 self.pool.submit(int)
 

@@ -1,7 +1,12 @@
 """How a notebook puts text and tables into a briefing.
 
-Everything is emitted as Markdown (IPython ``display(Markdown(...))``), which JupyterLab shows
-formatted and which both Quarto and the built-in renderer take as Markdown in every format.
+Everything is emitted as Markdown (IPython ``display(Markdown(...))``, or printed in cells with
+``#| output: asis``), which JupyterLab shows formatted and which both Quarto and the built-in
+renderer take as Markdown in every format. Every piece of text published here is first made
+safe to publish twice over: escaped
+(:mod:`ipcreport.escape`), then counts of people scrubbed (:func:`disclosure.scrub`), so a name
+from the data prints as its characters and never as markup.
+Package markup (bold, italics, its own links) is built with :func:`escape.compose` and friends.
 Numbers in text are formatted here so every briefing words them the same way.
 """
 
@@ -18,6 +23,7 @@ from IPython.display import Image, Markdown, display
 
 from . import disclosure
 from .charts import gbp, label
+from .escape import Markup, bold, compose, italic, link, markdown, spreadsheet_cell  # noqa: F401 - re-exported
 
 
 # The run's disclosure policy: every sentence and table cell published through this module is
@@ -30,13 +36,25 @@ def set_policy(policy: disclosure.Policy) -> None:
     _policy = policy
 
 
-def md(text: str) -> None:
-    display(Markdown(disclosure.scrub(text, _policy)))
+def safe(text: object) -> Markup:
+    """Text as it may be published: escaped (unless it is package Markup), then counts of
+    people in it scrubbed (once: scrubbing twice would round 'fewer than 8' up to 10)."""
+    return Markup(disclosure.scrub(markdown(text), _policy))
 
 
-def bullets(lines: list[str]) -> None:
+def md(text: object) -> None:
+    display(Markdown(safe(text)))
+
+
+def say(*parts: object) -> None:
+    """A paragraph on stdout, for cells with ``#| output: asis``: ``parts`` are joined, each
+    escaped unless it is package Markup."""
+    print(safe(compose(*parts)) + "\n")
+
+
+def bullets(lines: list[object]) -> None:
     """A Markdown bullet list on stdout, for cells with ``#| output: asis``."""
-    print("\n".join(f"- {disclosure.scrub(line, _policy)}" for line in lines) + "\n")
+    print("\n".join(f"- {safe(line)}" for line in lines) + "\n")
 
 
 def figure(fig: plt.Figure, dpi: int = 150) -> None:
@@ -87,11 +105,24 @@ def money(value: float | None) -> str:
 PUBLISHED: dict[str, pd.DataFrame] = {}
 
 
+# A number formatted from a missing value ('nan', '+nan', '£nan', 'nan%'): never printed as such.
+_FORMATTED_NAN = re.compile(r"(?<![A-Za-z])[-+−£]?(?:nan|inf)(?![A-Za-z])")
+
+
+def _scrubbed(value: object) -> object:
+    if isinstance(value, Markup):
+        return Markup(disclosure.scrub(value, _policy))
+    if isinstance(value, str) and _FORMATTED_NAN.search(value):
+        return "not available"
+    return disclosure.scrub(value, _policy) if isinstance(value, str) else value
+
+
 def _readable(frame: pd.DataFrame, index_label: str | None) -> pd.DataFrame:
-    shown = frame.map(lambda v: disclosure.scrub(v, _policy) if isinstance(v, str) else v)
+    """Readable labels and scrubbed text; still plain text (escaped only for its output)."""
+    shown = frame.map(_scrubbed)
     shown.columns = [label(c) for c in shown.columns]
     if index_label is not None:
-        shown.index = [label(i) for i in shown.index]
+        shown.index = [i if isinstance(i, Markup) else label(i) for i in shown.index]
         shown.index.name = index_label
         shown = shown.reset_index()
     return shown
@@ -113,8 +144,10 @@ def table(frame: pd.DataFrame, caption: str, index_label: str | None = None) -> 
     # digit, sign, currency or the suppression mark).
     figure_like = shown.astype(str).apply(lambda col: col.str.match(r"^(?:[-+−£]?\d|\[c\]|$)").all())
     align = ["right" if is_figure else "left" for is_figure in figure_like]
-    text = shown.to_markdown(index=False, disable_numparse=True, colalign=align)
-    display(Markdown(text + f"\n\n: {caption}\n"))
+    cells = shown.map(lambda v: markdown(v) if isinstance(v, str) else v)
+    cells.columns = [markdown(c) for c in shown.columns]
+    text = cells.to_markdown(index=False, disable_numparse=True, colalign=align)
+    display(Markdown(text + f"\n\n: {safe(caption)}\n"))
 
 
 def count_table(counts: pd.Series, caption: str, index_label: str, share_label: str = "Share",
@@ -135,6 +168,13 @@ def _slug(text: str, limit: int) -> str:
     return "-".join(re.findall(r"[a-z0-9]+", text.lower()))[:limit].strip("-")
 
 
+def _no_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table whose text cells and headers no spreadsheet would run as formulas."""
+    safe_frame = frame.map(spreadsheet_cell)
+    safe_frame.columns = [spreadsheet_cell(str(c)) for c in frame.columns]
+    return safe_frame
+
+
 def write_downloads(folder: str | Path, definitions: dict[str, str], title: str) -> list[Path]:
     """Every published table as CSV, and one Excel workbook: a contents sheet, a sheet per
     table and a sheet of definitions. Returns the files written."""
@@ -145,18 +185,19 @@ def write_downloads(folder: str | Path, definitions: dict[str, str], title: str)
     written, contents = [], []
     for number, (caption, frame) in enumerate(PUBLISHED.items(), start=1):
         path = folder / f"{number:02d}-{_slug(caption, 60)}.csv"
+        frame = _no_formulas(frame)
         frame.to_csv(path, index=False, encoding="utf-8")
         written.append(path)
         contents.append({"Sheet": f"T{number:02d}", "Table": caption, "CSV file": path.name})
     workbook = folder / "tables.xlsx"
     with pd.ExcelWriter(workbook, engine="openpyxl") as excel:
-        pd.DataFrame([{"Sheet": "", "Table": title, "CSV file": ""}] + contents).to_excel(
+        _no_formulas(pd.DataFrame([{"Sheet": "", "Table": title, "CSV file": ""}] + contents)).to_excel(
             excel, sheet_name="Contents", index=False)
         for row, frame in zip(contents, PUBLISHED.values()):
             # Row 1 holds the caption; the table's header row follows (sheet names are short codes
             # because Excel allows 31 characters).
             pd.DataFrame([[row["Table"]]]).to_excel(excel, sheet_name=row["Sheet"], index=False, header=False)
-            frame.to_excel(excel, sheet_name=row["Sheet"], index=False, startrow=2)
+            _no_formulas(frame).to_excel(excel, sheet_name=row["Sheet"], index=False, startrow=2)
         pd.DataFrame({"Term": list(definitions), "Definition": list(definitions.values())}).to_excel(
             excel, sheet_name="Definitions", index=False)
     return written + [workbook]

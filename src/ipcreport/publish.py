@@ -47,7 +47,7 @@ def _page(title: str, body: str, style: str = "") -> str:
 def place(result: StageResult, publish: Path, prefix: str) -> dict[str, Any]:
     """Put one finished notebook's briefing and downloads under ``publish/prefix``; returns
     the links (relative to the report) for the index and manifest."""
-    work, target = Path(result.work_dir), publish / prefix
+    work, target = Path(result.last_good_dir or result.work_dir), publish / prefix
     links = {}
     for fmt, name in result.outputs.items():
         _link_or_copy(work / RENDERED / name, target / name)
@@ -94,11 +94,16 @@ def index_page(inputs: dict[str, Any], sites: list[StageResult], site_links: dic
     rows = []
     for r in sites:
         site = names[r.key]
-        metrics = Path(r.work_dir) / METRICS_FILE
-        budget = json.loads(metrics.read_text()).get("budget_total") if r.ok and metrics.exists() else None
-        status = ('<td class="ok">Built' + (" (unchanged)" if r.cached else "") + "</td>" if r.ok else
-                  f'<td class="failed">Failed: {html.escape((r.error or "").splitlines()[0][:300])}'
-                  f'<br><small>log: {html.escape(str(Path(r.work_dir) / "execution.log"))}</small></td>')
+        metrics = Path(r.last_good_dir or r.work_dir) / METRICS_FILE
+        budget = json.loads(metrics.read_text()).get("budget_total") if (r.ok or r.last_good_dir) and metrics.exists() else None
+        reason = html.escape(((r.error or "").splitlines() or [""])[0][:300])
+        if r.ok:
+            status = '<td class="ok">Built' + (" (unchanged)" if r.cached else "") + "</td>"
+        elif r.last_good_dir:
+            status = (f'<td class="failed">Stale: this run failed ({reason}); the briefing shown was built '
+                      f"{html.escape((r.last_good or '')[:10])}</td>")
+        else:
+            status = f'<td class="failed">Failed: {reason}</td>'
         rows.append(
             f'<tr class="{r.status}"><th scope="row">{html.escape(site["site_name"])}<br>'
             f'<small>{html.escape(r.key)}</small></th><td>{html.escape(site["region"])}</td>{status}'
@@ -137,7 +142,7 @@ def assemble(publish: Path, inputs: dict[str, Any], sites: list[StageResult], ov
     if publish.exists():
         shutil.rmtree(publish)
     publish.mkdir(parents=True)
-    site_links = {r.key: place(r, publish, f"sites/{r.key}") for r in sites if r.ok}
+    site_links = {r.key: place(r, publish, f"sites/{r.key}") for r in sites if r.ok or r.last_good_dir}
     overview_links = place(overview, publish, "overview") if overview.ok else {}
     for entry in manifest["sites"]:
         entry["links"] = site_links.get(entry["key"], {})
@@ -147,5 +152,17 @@ def assemble(publish: Path, inputs: dict[str, Any], sites: list[StageResult], ov
 
 
 def swap_into_place(staged: Path, target: Path) -> None:
+    """Put the staged report at ``target`` by a rename. On another file system (a rename cannot
+    cross one) it is first copied to a folder beside the target, then renamed there."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    if staged.stat().st_dev != target.parent.stat().st_dev:
+        incoming = target.with_name(f".{target.name}.incoming")
+        shutil.rmtree(incoming, ignore_errors=True)
+        try:
+            shutil.copytree(staged, incoming)
+        except BaseException:
+            shutil.rmtree(incoming, ignore_errors=True)  # a full disk leaves no half-copied folder
+            raise
+        shutil.rmtree(staged)
+        staged = incoming
     replace_folder(staged, target)

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import yaml
 
 from .resources import TEMPLATES
+from .escape import markdown
 
 log = logging.getLogger(__name__)
 
@@ -310,9 +311,9 @@ def join_markdown(meta: dict[str, Any], pieces: list[str | _Either], *, for_html
 def document_metadata(front: dict[str, Any], request: RenderRequest) -> dict[str, Any]:
     """Pandoc metadata: the front matter less Quarto-only keys; the request's titles win."""
     meta = {k: v for k, v in front.items() if k not in ("execute", "format", "jupyter")}
-    meta["title"] = request.title
+    meta["title"] = str(markdown(request.title))  # pandoc reads metadata as Markdown: a site name is text
     if request.subtitle:
-        meta["subtitle"] = request.subtitle
+        meta["subtitle"] = str(markdown(request.subtitle))
     meta.setdefault("lang", LANG)
     meta.setdefault("toc-title", "Contents")
     return meta
@@ -584,9 +585,9 @@ class QuartoRenderer:
         # Drop papermill's parameter cells outright, as the built-in renderer does.
         cells = [c for c in cells if not SKIP_TAGS & set(c.get("metadata", {}).get("tags", []))]
         meta = {k: v for k, v in front.items() if k != "format"}
-        meta["title"] = request.title
+        meta["title"] = str(markdown(request.title))
         if request.subtitle:
-            meta["subtitle"] = request.subtitle
+            meta["subtitle"] = str(markdown(request.subtitle))
         meta["execute"] = {**BRIEFING_EXECUTE, **(front.get("execute") or {})}
         meta.setdefault("lang", LANG)
         meta.setdefault("toc-title", "Contents")

@@ -196,12 +196,12 @@ def _column_stages(col: C.Column, ref: str, duck_type: str, tz: str | None = Non
     if col.kind in ("integer", "number"):
         if cat == "numeric":
             value = f"(CASE WHEN isnan(CAST({src} AS DOUBLE)) THEN NULL ELSE CAST({src} AS DOUBLE) END)"
-            flag = "false"  # NULL and NaN are missing values
+            flag = f"isinf({v})"  # NULL and NaN are missing values; infinity is no amount
         else:
             # pandas.to_numeric rejects '1_000' (DuckDB would read 1000); 'nan' parses to NaN,
             # which pandas then counts as unparsable.
             value = f"(CASE WHEN contains({s}, '_') THEN NULL ELSE TRY_CAST({s} AS DOUBLE) END)"
-            flag = f"({s} IS NOT NULL AND ({v} IS NULL OR isnan({v})))"
+            flag = f"({s} IS NOT NULL AND ({v} IS NULL OR isnan({v}) OR isinf({v})))"
         if col.kind == "integer":
             flag = f"({flag} OR ({v} IS NOT NULL AND (NOT isfinite({v}) OR {v} != floor({v}))))"
             typed = f"TRY_CAST(round({v}) AS BIGINT)"
@@ -590,6 +590,7 @@ class DuckDataset:
         raw = raw.reset_index(drop=True)
         typed, breaches, unparsable = V.parse_table(table, label, raw)
         breaches += V.check_single_table(table, label, typed, unparsable)
+        breaches += V.plausibility_breaches(table, label, typed, list(raw.columns))
         frame = typed.copy()
         frame.insert(0, "_row", pd.RangeIndex(1, len(frame) + 1).to_numpy())
         arrow = pa.Table.from_pandas(frame, preserve_index=False)
@@ -633,6 +634,14 @@ class DuckDataset:
                                    shown=f"typed:{col.name}"))
             for sql, text in zip(self._bound_sql(col, ref), [text for _, text in V._describe_bounds(col)], strict=True):
                 items.append(_Flag(rel.file, col.name, text, sql, shown=f"typed:{col.name}"))
+        # validation.plausibility_breaches, in its order: repeated header names, implausible values
+        items += [Breach(rel.file, column, V.DUPLICATED_HEADER_RULE.format(repeat), count=1)
+                  for column, repeat in V.duplicated_headers(rel.columns + rel.extra)]
+        for rule in V.PLAUSIBLE:
+            if rule.table == rel.table and rule.column in rel.columns:
+                items.append(_Flag(rel.file, rule.column, rule.rule,
+                                   f"coalesce({rule.sql.format(ref=f'x.{_q(rule.column)}')}, false)",
+                                   shown=f"typed:{rule.column}" if rule.show else None, severity=rule.severity))
         return self._resolve(rel, items)
 
     @staticmethod

@@ -119,7 +119,7 @@ def parse_column(raw: pd.Series, kind: C.Kind) -> tuple[pd.Series, pd.Series]:
             numbers = raw.astype("float64")
         else:
             numbers = pd.to_numeric(raw.astype("string").str.strip(), errors="coerce").astype("float64")
-        bad = ~missing & numbers.isna()
+        bad = ~missing & (numbers.isna() | np.isinf(numbers))  # 'inf' is no amount of money
         if kind == "integer":
             bad |= ~missing & numbers.notna() & (numbers % 1 != 0)
             return numbers.where(~bad).round().astype("Int64"), bad
@@ -152,7 +152,7 @@ def empty_table(table: str) -> pd.DataFrame:
 
 _TYPE_RULE = {
     "integer": "type: must be a whole number",
-    "number": "type: must be a number ('.' decimal point, no thousands separators)",
+    "number": "type: must be a number ('.' decimal point, no thousands separators), not infinite",
     "date": "type: must be a date written YYYY-MM-DD",
 }
 
@@ -227,6 +227,62 @@ def _with_error(check: "pa.Check", text: str) -> "pa.Check":
     # Carry the contract's wording so the failure case names the rule, not pandera's internals.
     check.error = text
     return check
+
+
+@dataclass(frozen=True)
+class Plausible:
+    """A value the contract's types allow but no real extract holds: one rule, written for both
+    engines (a pandas mask and the DuckDB condition on ``{ref}``), so they always agree."""
+
+    table: str
+    column: str
+    rule: str
+    mask: Callable[[pd.Series], pd.Series]
+    sql: str
+    show: bool = True  # quote the offending values (not for long text)
+    severity: Severity = "error"
+
+
+MAX_TEXT = 200  # a name or id longer than this is a mistake (and would swamp every page it is on)
+MAX_BUDGET_GBP = 10_000_000  # one year of care; the largest personal health budgets are under GBP 1m
+PLAUSIBLE: tuple[Plausible, ...] = (
+    *(Plausible(table, column, f"implausible: longer than {MAX_TEXT} characters",
+                lambda s: s.str.len() > MAX_TEXT, f"length({{ref}}) > {MAX_TEXT}", show=False)
+      for table, column in (("sites", "site_name"), ("sites", "region"), ("contracts", "contract_id"),
+                            ("people", "person_id"))),
+    *(Plausible("budgets", column, f"implausible: over GBP {MAX_BUDGET_GBP:,} for one budget period",
+                lambda s: s > MAX_BUDGET_GBP, f"{{ref}} > {MAX_BUDGET_GBP}")
+      for column in ("agreed_budget", "indicative_budget")),
+    Plausible("contracts", "annual_value", f"implausible: over GBP {100 * MAX_BUDGET_GBP:,} a year",
+              lambda s: s > 100 * MAX_BUDGET_GBP, f"{{ref}} > {100 * MAX_BUDGET_GBP}"),
+)
+DUPLICATED_HEADER_RULE = "the header names this column more than once (pandas read the second as '{}')"
+
+
+def duplicated_headers(columns: list[str]) -> list[tuple[str, str]]:
+    """(column, the name pandas gave its repeat) for every header name given twice: pandas
+    reads 'amount,amount' as 'amount' and 'amount.1', so the repeat would be silently ignored."""
+    names = set(map(str, columns))
+    found = []
+    for name in map(str, columns):
+        match = re.fullmatch(r"(.+)\.(\d+)", name)
+        if match and match.group(1) in names:
+            found.append((match.group(1), name))
+    return found
+
+
+def plausibility_breaches(table: str, file: str, frame: pd.DataFrame, columns: list[str]) -> list[Breach]:
+    """Duplicated header names and implausible values (pandas engine; scale.py mirrors it)."""
+    breaches = [Breach(file, column, DUPLICATED_HEADER_RULE.format(repeat), count=1)
+                for column, repeat in duplicated_headers(columns)]
+    for rule in PLAUSIBLE:
+        if rule.table == table and rule.column in frame:
+            values = frame[rule.column]
+            mask = rule.mask(values).fillna(False).astype(bool)
+            if b := breach_from_mask(file, rule.column, rule.rule, mask, values if rule.show else None,
+                                     rule.severity):
+                breaches.append(b)
+    return breaches
 
 
 def check_single_table(table: str, file: str, frame: pd.DataFrame,

@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from ..analysis import funnel as F
+from .. import disclosure
 from ..analysis import indicators as I
 from ..analysis import peers as P
 from ..analysis import spc as S
@@ -181,6 +183,8 @@ def compare_all(national: pd.DataFrame, level: float = 0.95, codes: list[str] | 
             compared[key] = P.compare_sites(table, ind.kind, ind.polarity, level=level, neighbours=neighbours,
                                             multiplier=ind.multiplier, england=settings.national.get(key),
                                             overdispersion=METHOD)
+            # the counts behind each value: the published value is worked from them once rounded
+            compared[key] = compared[key].merge(table[["site_code", "numerator", "denominator"]], on="site_code")
     out = {}
     for code in sites["site_code"] if codes is None else codes:
         rows, by_name = [], {}
@@ -269,14 +273,40 @@ def _fmt(v: float, unit: str) -> str:
     return f"{v:.1f}%" if unit == "%" else f"{v:,.2f}"
 
 
-def comparison_table(c: Compare) -> pd.DataFrame:
+# Indicators whose numerator or denominator counts people (the rest count events over person-years).
+PEOPLE_COUNTS = {"holders_per_10k": (True, False), "direct_payment_share": (True, True),
+                 "new_need_share": (True, True), "under_70_share": (True, True), "follow_up_share": (True, True),
+                 "emergency_rate": (False, False)}
+
+
+def published_value(row, policy: disclosure.Policy = disclosure.DEFAULT, level: float = 0.95) -> tuple | None:
+    """An indicator as published, (value, low, high): worked from its counts of people once
+    rounded, so neither the value nor its interval multiplied back by the denominator gives an
+    exact count; None where a count is small (hidden)."""
+    people_num, people_den = PEOPLE_COUNTS.get(row.key, (False, False))
+    num, den = float(row.numerator), float(row.denominator)
+    if (people_num and policy.hidden(num)) or (people_den and not disclosure.enough(den, policy)):
+        return None
+    num = float(policy.rounded(num)) if people_num else num
+    den = float(policy.rounded(den)) if people_den else den
+    if not den:
+        return None
+    ind = I.INDICATORS[row.key]
+    interval = P.proportion_interval if ind.kind == "proportion" else P.rate_interval
+    low, high = (float(np.asarray(b).ravel()[0]) for b in interval(np.array([num]), np.array([den]), level))
+    return num / den * ind.multiplier, low * ind.multiplier, high * ind.multiplier
+
+
+def comparison_table(c: Compare, policy: disclosure.Policy = disclosure.DEFAULT) -> pd.DataFrame:
     t = c.comparisons
     name = comparator_label(c)
     comparator = [_fmt(v, u) + (" (England)" if name == "England or all sites" and k == "England" else "")
                   for v, u, k in zip(t["england"], t["unit"], t["comparator"])]
+    shown = [published_value(row, policy, c.level) for row in t.itertuples()]
     return pd.DataFrame({
-        "This site": [_fmt(v, u) for v, u in zip(t["value"], t["unit"])],
-        f"{c.level:.0%} interval": [f"{_fmt(lo, u)} to {_fmt(hi, u)}" for lo, hi, u in zip(t["low"], t["high"], t["unit"])],
+        "This site": [disclosure.SUPPRESSED if v is None else _fmt(v[0], u) for v, u in zip(shown, t["unit"])],
+        f"{c.level:.0%} interval": [disclosure.SUPPRESSED if v is None else f"{_fmt(v[1], u)} to {_fmt(v[2], u)}"
+                                    for v, u in zip(shown, t["unit"])],
         name: comparator,
         f"Against {name if name.startswith('England') else name.lower()}": t["vs_england"].to_numpy(),
         "Peers": [_fmt(v, u) if pd.notna(v) else "" for v, u in zip(t["peer_value"], t["unit"])],

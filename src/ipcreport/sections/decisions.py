@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..charts import label
-from ..present import money, pct, probability
+from ..present import Markup, bold, compose, italic, money, pct, probability
 
 if TYPE_CHECKING:
     from ..briefing import SiteResults
@@ -38,9 +38,12 @@ class Decision:
     evidence: str  # ROBUST, INDICATIVE or DATA_GAP
     at_stake: float = 0.0  # GBP, for ranking; 0 for signals without a price
 
-    def markdown(self) -> str:
-        text = f"**{self.title}** *Evidence: {self.evidence}.*"
-        return text + (f" **Decision:** {self.action}" if self.action else "")
+    def markdown(self) -> Markup:
+        """The finding in bold, its evidence tag, then the decision; text from the data escaped."""
+        parts = [bold(self.title), " ", italic(f"Evidence: {self.evidence}.")]
+        if self.action:
+            parts += [" ", bold("Decision:"), " ", self.action]
+        return compose(*parts)
 
 
 def double_running(r: "SiteResults") -> Decision | None:
@@ -170,7 +173,7 @@ def decisions(r: "SiteResults") -> list[Decision]:
     return rank(candidates, flags(r))
 
 
-def lines(r: "SiteResults") -> list[str]:
+def lines(r: "SiteResults") -> list[Markup]:
     """The decision page's items as Markdown, in rank order (the notebook prints them as a list)."""
     return [d.markdown() for d in decisions(r)]
 
