@@ -50,6 +50,8 @@ def rows_from_metrics(run: str, metrics: list[dict]) -> pd.DataFrame:
     """The history rows of one run: each site's headline figures from its metrics.json."""
     rows = []
     for m in metrics:
+        if not (m.get("site_code") and m.get("extract_date")):  # not a site's record: nothing to compare
+            continue
         for figure, (_, (value, low, high), _, _) in FIGURES.items():
             if m.get(value) is None:
                 continue
