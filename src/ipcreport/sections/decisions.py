@@ -93,7 +93,8 @@ def overspend(r: "SiteResults") -> Decision | None:
     title = (f"Next year: spend forecast {spread} against a pooled fund of {money(o.pooled_fund)}; the chance of "
              f"overspending is {probability(o.probability)}.")
     if o.probability >= 0.5:
-        action = f"plan now for an overspend of about {money(max(o.forecast - o.pooled_fund, 0))}, or slow enrolment."
+        action = (f"plan now for an overspend of up to {money(max(gap, 0))} (the 95th percentile over the fund), "
+                  "or slow enrolment.")
     elif o.probability >= 0.2:
         action = f"hold a contingency of about {money(max(gap, 0))} (the gap to the 95th percentile)."
     else:
