@@ -6,6 +6,7 @@ edited notebooks when asked."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -42,7 +43,12 @@ def test_missing_own_notebooks_are_bad_input(small_dataset, tmp_path):
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-cache-dir",
+    # Built from a copy of the checkout: setuptools writes build/ and *.egg-info beside the source,
+    # and two test workers building in the checkout at once collide there.
+    source = out / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "node_modules", "build", "*.egg-info", "reports", "work", "test-artifacts", "demo*"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-cache-dir",
                            "-w", str(out)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return next(out.glob("ipcreport-*.whl")), done.stdout + done.stderr

@@ -302,7 +302,7 @@ def build(dataset_path: str | Path, params: RunParams, *, jobs: int | None = Non
     with run_lock(work, progress):
         return _build(dataset_path, params, work, started, timings, jobs=jobs, reports_root=reports_root,
                       force=force, executor=executor, scheduler=scheduler, site_notebook=site_notebook,
-                      engine=engine, progress=progress)
+                      overview_notebook=overview_notebook, engine=engine, progress=progress)
 
 
 class UsageError(ValueError):
@@ -355,7 +355,8 @@ def run_lock(work: Path, progress: Callable[[str], None]) -> Iterator[None]:
 
 
 def _build(dataset_path: Path, params: RunParams, work: Path, started: float, timings: dict[str, float], *,
-           jobs, reports_root, force, executor, scheduler, site_notebook, engine, progress) -> BuildResult:
+           jobs, reports_root, force, executor, scheduler, site_notebook, overview_notebook, engine,
+           progress) -> BuildResult:
     say = None  # the run's log starts once the data have passed validation (nothing is written before)
     runner = DaskExecutor(scheduler) if executor == "dask" else LocalExecutor(max(1, jobs or os.cpu_count() or 1))
     if threading.current_thread() is threading.main_thread():

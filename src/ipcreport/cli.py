@@ -79,8 +79,8 @@ def _notebooks(folder: str | None) -> tuple[Path, Path]:
     paths = Path(folder) / SITE_NOTEBOOK_NAME, Path(folder) / OVERVIEW_NOTEBOOK_NAME
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
-        raise ParamsError(f"--notebooks {folder}: {', '.join(missing)} not found there "
-                          "('ipcreport notebooks FOLDER' writes the package's notebooks to start from)")
+        raise ParamsError(f"--notebooks {folder}", [f"{', '.join(missing)} not found there "
+                          "('ipcreport notebooks FOLDER' writes the package's notebooks to start from)"])
     return paths[0].resolve(), paths[1].resolve()
 
 

@@ -48,7 +48,7 @@ def compute(data: SiteData, allocation: Allocation, assumptions: R.RiskAssumptio
                     "double_running_cost_24m": float(projections["phased"]["paid_twice"].sum()),
                     "double_running_existing": existing})
     by_funder = pd.DataFrame({name: R.double_running_by_funder(p) for name, p in projections.items()})
-    by_funder = by_funder.reindex(list(C.FUNDERS)).fillna(0.0)
+    by_funder = by_funder.reindex(list(C.FUNDERS)).astype(float).fillna(0.0)
     metrics.update({f"double_running_cost_{f}": by_funder.loc[f, "phased"] for f in C.FUNDERS})
     doubled = R.double_running_projection(contracts, monthly, plans["phased"], extract, notice_scale=2,
                                           release_share=assumptions.release_share)
@@ -119,8 +119,10 @@ def rollout_table(r: Risk) -> pd.DataFrame:
 
 def funder_table(r: Risk) -> pd.DataFrame:
     """Double running in the first 12 months by the funder paying the contract, per plan."""
-    f = r.by_funder
-    return pd.DataFrame({f"{name.capitalize()} roll-out": f[name].map(money) for name in f.columns},
+    if r.by_contract.empty:
+        return NO_CONTRACTS
+    f = r.by_funder.astype(float)
+    return pd.DataFrame({f"{name.capitalize()} roll-out": f[name].map(money).to_numpy() for name in f.columns},
                         index=[label(x) for x in f.index])
 
 
