@@ -59,7 +59,7 @@ def test_unchanged_sites_are_reused_and_a_changed_site_runs_again(built, small_d
         return frame
 
     edit_csv(changed, "events", new_cost)
-    plan = status(changed, params, work_root=root / "work")
+    plan = status(changed, params, work_root=root / "work", reports_root=root / "reports")
     assert {job.key: job.reasons for job in plan.sites} == {sites[0]: (), sites[1]: ("its data changed",)}
     result = build(changed, params, reports_root=root / "reports", work_root=root / "work", progress=QUIET)
     assert result.ok and cached(report) == {sites[0]: True, sites[1]: False, "overview": False}

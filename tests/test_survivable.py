@@ -2,9 +2,6 @@
 contracts, no events, a site with no budget holders. Each runs the real site notebook (real
 papermill, real kernel) on the small dataset so changed; the briefing must be written, say
 what is missing, and print no 'nan'.
-
-Cases that still crash inside an analysis module are marked xfail (strict) naming the module:
-they are fixed there, by its owner.
 """
 
 from __future__ import annotations
@@ -58,12 +55,8 @@ def no_budget_holders(d):
 
 
 CASES = [
-    pytest.param(no_surveys, "questionnaire", id="no-questionnaires", marks=pytest.mark.xfail(
-        strict=True, reason="KeyError 20000 in sections/outcomes.py compute (economics.nmb empty): the outcomes "
-                            "engineer's fix (analysis/outcomes, analysis/economics)")),
-    pytest.param(baselines_only, "follow-up", id="baselines-only", marks=pytest.mark.xfail(
-        strict=True, reason="KeyError 20000 in sections/outcomes.py compute (economics.nmb empty): the outcomes "
-                            "engineer's fix (analysis/outcomes, analysis/economics)")),
+    pytest.param(no_surveys, "questionnaire", id="no-questionnaires"),
+    pytest.param(baselines_only, "follow-up", id="baselines-only"),
     pytest.param(no_contracts, "contract", id="no-contracts"),
     pytest.param(no_events, "admission", id="no-events"),
     pytest.param(no_budget_holders, "budget", id="no-budget-holders"),
