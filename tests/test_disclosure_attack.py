@@ -78,7 +78,7 @@ def site_of_one(small_dataset, tmp_path_factory):
     assert done.returncode in (0, 1), done.stdout + done.stderr
     record = {"budgets": budgets[budgets["person_id"] == kept], "spend": spend[spend["person_id"] == kept],
               "surveys": surveys[surveys["person_id"] == kept]}
-    return root / "reports" / "demo", site, done, record
+    return root / "reports" / "dataset", site, done, record  # no parameters file: the run is the folder's name
 
 
 def money_forms(value: float) -> set[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import disclosure
 from .analysis import funnel as F
 from .analysis import indicators as I
 from .analysis import peers as P
@@ -134,13 +135,16 @@ MONEY_COLUMNS = {
 }
 
 
-def money_by_site(m: pd.DataFrame) -> pd.DataFrame:
+def money_by_site(m: pd.DataFrame, policy=None) -> pd.DataFrame:
     """Every site's money figures (GBP, the same definitions as the site briefings) and their sum.
 
     A column's total is left missing when any site lacks the figure, so a total never silently
     leaves a site out.
     """
     table = m.set_index("site_name")[[c for c in MONEY_COLUMNS if c in m]].astype(float)
+    if policy is not None:  # a site of a handful of holders: its money is near one person's budget
+        few = ~m["people_ipc"].fillna(0).map(lambda n: disclosure.enough(n, policy)).to_numpy(bool)
+        table.loc[few] = float("nan")  # and with it every total (a total would give it back)
     total = table.sum(min_count=1).where(table.notna().all())
     table.loc["All sites"] = total
     return table.rename(columns=MONEY_COLUMNS)

@@ -36,6 +36,11 @@ def set_policy(policy: disclosure.Policy) -> None:
     _policy = policy
 
 
+def current_policy() -> disclosure.Policy:
+    """The policy every published sentence and table is held to in this run."""
+    return _policy
+
+
 def safe(text: object) -> Markup:
     """Text as it may be published: escaped (unless it is package Markup), then counts of
     people in it scrubbed (once: scrubbing twice would round 'fewer than 8' up to 10)."""

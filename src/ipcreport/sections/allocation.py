@@ -12,7 +12,7 @@ from ..analysis import allocation as A
 from ..analysis import money as M
 from ..charts import label
 from ..dataset import SiteData
-from ..present import money, pct
+from ..present import current_policy, money, pct
 from ..results import Metrics
 
 
@@ -133,8 +133,18 @@ BRIDGE_COLUMNS = {  # short headers: a PDF column this narrow breaks long words
 }
 
 
+def too_few_holders(a: Allocation) -> bool:
+    """A site's money totals over a handful of holders come close to one person's budget."""
+    return not disclosure.enough(int(a.people_by_group["ipc"]), current_policy())
+
+
+WITHHELD = pd.DataFrame({"Money": ["withheld: too few budget holders to publish money figures"]}, index=["-"])
+
+
 def bridge_table(a: Allocation) -> pd.DataFrame:
     """The money bridge per funder, as published (funders with no money left out)."""
+    if too_few_holders(a):
+        return WITHHELD
     b = a.bridge
     shown = b[(b[["agreed", "spent"]].abs().sum(axis=1) > 0) | (b.index == "total")]
     if shown["pooled_fund"].isna().all():
@@ -146,7 +156,7 @@ def bridge_table(a: Allocation) -> pd.DataFrame:
 def bridge_messages(a: Allocation) -> list[str]:
     """What the bridge says, in words a finance director reads first."""
     t = a.bridge.loc["total"]
-    if t["agreed"] == 0:
+    if t["agreed"] == 0 or too_few_holders(a):
         return []
     msgs = [f"Budgets held {money(t['agreed'])} of agreed money in the reporting year (each year of care "
             f"counted for its days in the year) and {money(t['spent'])} was spent through them "
@@ -237,6 +247,9 @@ def holders_messages(a: Allocation) -> list[str]:
     if a.budget["budget_periods"] == 0:
         return [f"No agreed budgets were live in the reporting year ({a.window.start:%d %B %Y} to "
                 f"{a.window.end:%d %B %Y}): budget figures follow once budgets are agreed."]
+    if too_few_holders(a):
+        return ["Budget money is not published for a site with this few budget holders: it would come close "
+                "to one person's budget."]
     largest = a.money_by_cohort["money"].idxmax()
     return [
         f"{money(a.budget['budget_total'])} of agreed budgets were live in the reporting year "

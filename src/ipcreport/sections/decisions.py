@@ -169,7 +169,12 @@ def rank(candidates: list[Decision], warnings: list[Decision]) -> list[Decision]
 
 
 def decisions(r: "SiteResults") -> list[Decision]:
-    """The site's ranked decision list."""
+    """The site's ranked decision list (none priced for a site too small to publish its money)."""
+    from .allocation import too_few_holders
+
+    if too_few_holders(r.allocation):
+        return [Decision("Too few budget holders to publish this site's money figures.",
+                         "brief this site together with a larger one until it has more holders.", DATA_GAP)]
     candidates = [d for d in (double_running(r), recoverable(r), overspend(r), new_money(r), admissions(r)) if d]
     return rank(candidates, flags(r))
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .. import contract as C
+from .. import disclosure
 from ..analysis import risk as R
 from ..charts import label
 from ..dataset import SiteData
-from ..present import money, pct, probability
+from ..present import current_policy, money, pct, probability
 from ..results import Metrics
 from .allocation import Allocation
 
@@ -54,12 +55,15 @@ def compute(data: SiteData, allocation: Allocation, assumptions: R.RiskAssumptio
                                           release_share=assumptions.release_share)
 
     inputs = R.SpendInputs.from_site(data["people"], data["budgets"], allocation.per_period, extract, allocation.window)
+    if inputs is not None and not disclosure.enough(inputs.holders_now, current_policy()):
+        inputs = None  # a forecast over a handful of holders is close to describing their budgets
     fund = None if pooled_fund_next is None else float(sum(pooled_fund_next.values()))
     sim = R.overspend(inputs, assumptions, fund)
     metrics.record("pooled_fund", fund)
     outturn = None
     if sim is None:
-        reason = "too few completed budget periods, or no budget live on the extract date, to learn from"
+        reason = ("too few completed budget periods, or too few budgets live on the extract date, to forecast "
+                  "without describing individuals")
         for key in ("spend_forecast", "spend_p05", "spend_p95", "overspend_probability"):
             metrics.missing(key, reason)
     else:
