@@ -157,3 +157,14 @@ def test_no_text_overlaps_in_any_chart_the_overview_draws(small_dataset, tmp_pat
         "data_path": str(small_dataset), "output_dir": str(tmp_path / "overview")})
     assert len(found) >= 5 and "fig-funnel-emergency-rate" in found
     assert {label: pairs for label, pairs in found.items() if pairs} == {}
+
+
+def test_text_from_the_data_is_printed_never_read_as_maths():
+    """A site name such as '$\\frac{' would crash a chart, and '$x^2$' would print as maths."""
+    import io
+
+    charts.apply_house_style()
+    fig = charts.bar(pd.Series({"Borough $\\frac{": 2.0, "Other": 1.0}), "Site $x^2$", "GBP")
+    fig.savefig(io.BytesIO(), format="png")  # mathtext would raise on the unclosed fraction
+    texts = [t.get_text() for ax in fig.axes for t in (ax.title, *ax.get_yticklabels())]
+    assert "Site $x^2$" in texts and "Borough $\\frac{" in texts

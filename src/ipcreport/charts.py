@@ -50,7 +50,9 @@ FIG_WIDTH = 7.0  # inches: fits A4 text width at 100%
 def apply_house_style() -> None:
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE, font_scale=0.95)
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.titleweight": "bold",
-                         "axes.spines.top": False, "axes.spines.right": False})
+                         "axes.spines.top": False, "axes.spines.right": False,
+                         # site names and labels come from the data: '$x$' prints as written, never as maths
+                         "text.parse_math": False})
 
 
 LABELS = {"ipc": "Budget holders", "comparison": "Comparison group", "nhs": "NHS", "total": "Total"}
