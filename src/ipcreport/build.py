@@ -233,7 +233,7 @@ def plan_sites(inputs: dict[str, Any], params: RunParams, work: Path, site_noteb
 
 
 def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work: Path, force: bool,
-                 overview_notebook: Path = OVERVIEW_NOTEBOOK) -> NotebookJob:
+                 overview_notebook: Path = OVERVIEW_NOTEBOOK, history_path: Path | None = None) -> NotebookJob:
     ok = [r for r in results if r.ok]
     site_keys = {r.key: (read_key(Path(r.work_dir)) or {}).get("key") for r in ok}
     components = {"notebook": notebook_fingerprint(overview_notebook), "package": package_fingerprint(),
@@ -250,7 +250,7 @@ def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work
         parameters={"metrics_dir": str(work / "sites"), "sites": [r.key for r in ok],
                     "output_dir": str(work / ".overview.partial"), "params_file": params.source,
                     "run_date": plan.run_date, "link_sites": True, "national_path": plan.inputs["national_csv"],
-                    "history_path": plan.sites[0].parameters.get("history_path") if plan.sites else None,
+                    "history_path": str(history_path) if history_path else None,
                     "suppress_threshold": params.settings["suppress_threshold"], "rounding": params.settings["rounding"],
                     "national_values": params.settings["national_values"]},
         work_dir=str(folder), stem="overview", formats=params.formats,
@@ -383,7 +383,7 @@ def _build(dataset_path: Path, params: RunParams, work: Path, started: float, ti
             timings["sites_seconds"] = round(time.perf_counter() - ran_at, 2)
 
             overview_at = time.perf_counter()
-            job = overview_job(plan, sites, params, work, force, overview_notebook)
+            job = overview_job(plan, sites, params, work, force, overview_notebook, history_path)
             if job.reasons:
                 overview = runner.run([job], lambda result: None)[0]
                 say(f"overview: {overview.status}" + (f" ({overview.error})" if overview.error else ""))

@@ -79,8 +79,8 @@ def append(path: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
     if not rows.empty and not old.empty:
         replaced = old.set_index(KEYS).index.isin(rows.set_index(KEYS).index)
         old = old[~replaced]
-    table = pd.concat([t for t in (old, rows) if not t.empty], ignore_index=True) if not (old.empty and rows.empty) \
-        else pd.DataFrame(columns=COLUMNS)
+    frames = [t for t in (old, rows) if not t.empty]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     table = table.sort_values(KEYS + ["figure"]).reset_index(drop=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
