@@ -29,7 +29,7 @@ BIN = Path(sys.executable).parent
 RENDER = """
 import sys
 from pathlib import Path
-from ipcreport.render import RenderRequest, default_renderer
+from ipcreport.pipeline.render import RenderRequest, default_renderer
 notebook, out, title = sys.argv[1:4]
 default_renderer().render(RenderRequest(Path(notebook), Path(out), "briefing", title,
                                         watermark="SYNTHETIC DATA: not real people"))

@@ -3,7 +3,7 @@
 Measured in one run, each phase in its own process (so each has its own peak memory, read with
 os.wait4 when the process ends):
 
-1. synthesis of N people (``ipcreport.synth``, Parquet by default), plus one small extra site
+1. synthesis of N people (``ipcreport.data.synth``, Parquet by default), plus one small extra site
    "BENCH" (the same rows whatever N is: see 4);
 2. validation with DuckDB (``DuckDataset.check``) and partitioning by site
    (``DuckDataset.partition``), in one session as a build would run them;
@@ -43,7 +43,7 @@ SMALL_NATION = 50_000
 
 
 def phase_synth(out: str, people: int, fmt: str, seed: int = 2015) -> dict:
-    from ipcreport.synth import SynthConfig, synthesise
+    from ipcreport.data.synth import SynthConfig, synthesise
 
     started = time.perf_counter()
     truth = synthesise(Path(out), SynthConfig(people=people, seed=seed), format=fmt)
@@ -62,8 +62,8 @@ def _append_bench_site(folder: Path, fmt: str) -> None:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from ipcreport import contract as C
-    from ipcreport.synth import SynthConfig, synthesise
+    from ipcreport.data import contract as C
+    from ipcreport.data.synth import SynthConfig, synthesise
 
     site_dir = folder.parent / f".{folder.name}.bench"
     shutil.rmtree(site_dir, ignore_errors=True)
@@ -100,7 +100,7 @@ def _append_bench_site(folder: Path, fmt: str) -> None:
 
 
 def phase_duckdb(dataset: str, out: str) -> dict:
-    from ipcreport.scale import DuckDataset
+    from ipcreport.data.scale import DuckDataset
 
     work = Path(out) / ".duckdb-work"
     with DuckDataset(dataset, work_dir=work) as data:
@@ -120,7 +120,7 @@ def phase_duckdb(dataset: str, out: str) -> dict:
 
 
 def phase_naive(dataset: str, out: str) -> dict:
-    from ipcreport.dataset import check_dataset, partition_by_site
+    from ipcreport.data.dataset import check_dataset, partition_by_site
 
     started = time.perf_counter()
     data, breaches = check_dataset(dataset)
@@ -133,7 +133,7 @@ def phase_naive(dataset: str, out: str) -> dict:
 
 
 def phase_hashes(parts: str) -> dict:
-    from ipcreport.scale import partition_sha256
+    from ipcreport.data.scale import partition_sha256
 
     started = time.perf_counter()
     hashes = {p.name: partition_sha256(p) for p in sorted(Path(parts).glob("site=*"))}
@@ -147,7 +147,7 @@ def phase_load_site(small: str, big: str, repeats: int = 15) -> dict:
 
     import pandas as pd
 
-    from ipcreport.dataset import load_site
+    from ipcreport.data.dataset import load_site
 
     times: dict[str, list[float]] = {"small": [], "big": []}
     digests, rows = {}, {}
@@ -213,7 +213,7 @@ def main() -> None:
 
     import duckdb
 
-    from ipcreport.scale import DEFAULT_MEMORY_LIMIT, DEFAULT_THREADS
+    from ipcreport.data.scale import DEFAULT_MEMORY_LIMIT, DEFAULT_THREADS
 
     out = args.out
     if out.exists():

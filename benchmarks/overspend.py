@@ -19,7 +19,7 @@ import numpy as np
 
 from ipcreport.analysis import allocation as A
 from ipcreport.analysis import risk as R
-from ipcreport.dataset import load_site
+from ipcreport.data.dataset import load_site
 
 
 def holders_money(data) -> tuple[np.ndarray, np.ndarray]:

@@ -21,11 +21,11 @@ from pathlib import Path
 import pandas as pd
 import papermill
 
-from ipcreport.jobs import KERNEL
-from ipcreport.publish import SYNTHETIC_MARK
-from ipcreport.render import PandocTypstRenderer, QuartoRenderer, RenderRequest
+from ipcreport.pipeline.jobs import KERNEL
+from ipcreport.pipeline.publish import SYNTHETIC_MARK
+from ipcreport.pipeline.render import PandocTypstRenderer, QuartoRenderer, RenderRequest
 from ipcreport.resources import SITE_NOTEBOOK
-from ipcreport.synth import SynthConfig, synthesise
+from ipcreport.data.synth import SynthConfig, synthesise
 
 
 def executed_briefing(folder: Path) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ipcreport.synth import SynthConfig, synthesise
+from ipcreport.data.synth import SynthConfig, synthesise
 
 REPO = Path(__file__).resolve().parents[1]
 # Builds in tests use the built-in renderer unless a test asks for Quarto (the renderer tests

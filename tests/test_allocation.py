@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ipcreport.analysis import allocation as A
-from ipcreport.dataset import load_dataset
+from ipcreport.data.dataset import load_dataset
 
 T = pd.Timestamp
 

@@ -16,8 +16,8 @@ import pypdfium2 as pdfium
 import pytest
 import yaml
 
-from ipcreport.build import SYNTHETIC_MARK
-from ipcreport.contract import METRIC_KEYS
+from ipcreport.pipeline.build import SYNTHETIC_MARK
+from ipcreport.data.contract import METRIC_KEYS
 
 from conftest import ARTIFACTS, edit_csv, run_cli
 from test_contract import corrupt_three_tables
@@ -165,7 +165,7 @@ def test_two_extracts_a_quarter_apart_show_what_changed(small_dataset, tmp_path)
     page = " ".join((tmp_path / "reports" / "q2" / "sites" / site / "briefing.html").read_text().split())
     assert "Since the last extract" in page
     row = re.search(r"Agreed budgets in the year</td>\s*<td[^>]*>([^<]+)</td>\s*<td[^>]*>([^<]+)</td>", page)
-    from ipcreport.present import money
+    from ipcreport.report.present import money
 
     assert row and (row.group(1), row.group(2)) == (money(then["budget_total"]), money(now["budget_total"]))
     # The earlier extract's own briefing has no earlier extract to compare with.

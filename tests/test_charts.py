@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipcreport import charts
+from ipcreport.report import charts
 from ipcreport.analysis import spc as S
 from ipcreport.analysis.allocation import USE_BAND_LABELS
 
@@ -115,7 +115,7 @@ def test_overlapping_texts_finds_an_overlap():
 def notebook_figures(notebook: Path, parameters: dict) -> dict[str, list[tuple[str, str]]]:
     """Run a notebook's code in this process, as its kernel would, with ``figure`` replaced
     by a check: each chart's overlapping texts by its cell's label."""
-    from ipcreport.present import _prose
+    from ipcreport.report.present import _prose
 
     found: dict[str, list[tuple[str, str]]] = {}
     namespace: dict = {"__name__": "__main__"}

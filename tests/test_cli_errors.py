@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ipcreport.params import NOTEBOOK_PARAMETERS, ParamsError, load_params
+from ipcreport.pipeline.params import NOTEBOOK_PARAMETERS, ParamsError, load_params
 
 from conftest import run_cli
 

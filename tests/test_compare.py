@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from ipcreport.analysis import indicators as I
-from ipcreport.briefing import Settings, analyse_site
-from ipcreport.dataset import load_dataset, site_data, site_tables
-from ipcreport.overview import flagged, funnel_messages, funnels
-from ipcreport.sections import compare
-from ipcreport.synth import SynthConfig, synthesise
+from ipcreport.report.briefing import Settings, analyse_site
+from ipcreport.data.dataset import load_dataset, site_data, site_tables
+from ipcreport.report.overview import flagged, funnel_messages, funnels
+from ipcreport.report.sections import compare
+from ipcreport.data.synth import SynthConfig, synthesise
 
 
 @pytest.fixture(scope="module")

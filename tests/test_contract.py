@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from ipcreport.dataset import load_dataset
-from ipcreport.validation import DatasetInvalid, validate_dataset
+from ipcreport.data.dataset import load_dataset
+from ipcreport.data.dataset import validate_dataset
+from ipcreport.data.validation import DatasetInvalid
 
 from conftest import edit_csv
 

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from ipcreport.briefing import Settings, analyse_site, load_national
-from ipcreport.dataset import load_dataset, site_data
-from ipcreport.sections import decisions as D
+from ipcreport.report.briefing import Settings, analyse_site, load_national
+from ipcreport.data.dataset import load_dataset, site_data
+from ipcreport.report.sections import decisions as D
 
 
 def d(title: str, at_stake: float = 0.0, evidence: str = D.INDICATIVE) -> D.Decision:

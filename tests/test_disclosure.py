@@ -7,7 +7,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipcreport.disclosure import SUPPRESSED, Policy, enough, publish_counts, publish_total, safe_count
+from ipcreport.report.disclosure import SUPPRESSED, Policy, enough, publish_counts, publish_total, safe_count
 
 POLICY = Policy(threshold=7, rounding=5)
 EXACT = Policy(threshold=7, rounding=1)  # no rounding: the strongest test of secondary suppression
@@ -81,7 +81,7 @@ def test_hidden_values_really_are_small_or_protect_a_small_one(values):
 
 
 def test_counts_of_people_in_sentences_are_rounded_or_hidden():
-    from ipcreport.disclosure import scrub
+    from ipcreport.report.disclosure import scrub
 
     assert scrub("too few people for a stable estimate (7 budget holders, 199 comparison)") == \
         "too few people for a stable estimate (fewer than 8 budget holders, 200 comparison)"

@@ -13,8 +13,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from ipcreport.disclosure import Policy, by_enough_people, scrub
-from ipcreport.sections.compare import published_value
+from ipcreport.report.disclosure import Policy, by_enough_people, scrub
+from ipcreport.report.sections.compare import published_value
 
 from conftest import edit_csv, run_cli
 from test_publication import published_text

@@ -22,8 +22,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from ipcreport.build import build
-from ipcreport.params import RunParams
+from ipcreport.pipeline.build import build
+from ipcreport.pipeline.params import RunParams
 
 from conftest import REPO
 
@@ -128,8 +128,8 @@ def _build_script(dataset: Path, tmp_path: Path, notebook: Path) -> list[str]:
     code = textwrap.dedent(f"""\
         import sys
         from pathlib import Path
-        from ipcreport.build import build
-        from ipcreport.params import RunParams
+        from ipcreport.pipeline.build import build
+        from ipcreport.pipeline.params import RunParams
         result = build(Path({str(dataset)!r}), RunParams(run="faults", formats=("html",)), jobs=1,
                        reports_root=Path({str(tmp_path / 'reports')!r}), work_root=Path({str(tmp_path / 'work')!r}),
                        site_notebook=Path({str(notebook)!r}), force=True)

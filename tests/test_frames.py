@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipcreport.frames import isin
+from ipcreport.data.frames import isin
 
 
 @pytest.mark.parametrize("allowed", [

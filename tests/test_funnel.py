@@ -242,7 +242,7 @@ def test_rate_99_8_contains_95(rate, exposure, method):
 def test_funnel_plot_smoke():
     import matplotlib.pyplot as plt
 
-    from ipcreport.charts import funnel_plot
+    from ipcreport.report.charts import funnel_plot
 
     result = F.funnel(units([40] * 20 + [80, 10], [200] * 20 + [150, 300]))
     fig = funnel_plot(result.units, result.grid, "Title", "People", "Share", percent=True)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipcreport import history as H
-from ipcreport.dataset import load_dataset
-from ipcreport.snapshot import write_snapshot
+from ipcreport.report import history as H
+from ipcreport.data.dataset import load_dataset
+from ipcreport.data.snapshot import write_snapshot
 
 
 def test_a_snapshot_is_the_dataset_as_extracted_three_months_earlier(small_dataset, tmp_path):

@@ -26,7 +26,7 @@ import pytest
 import pandas as pd
 import yaml
 
-from ipcreport.escape import compose, italic, link, markdown, spreadsheet_cell
+from ipcreport.report.escape import compose, italic, link, markdown, spreadsheet_cell
 
 from conftest import edit_csv, run_cli
 
@@ -225,8 +225,8 @@ def _duplicated_header(d):
     (_duplicated_header, "amount", "the header names this column more than once"),
 ], ids=["long-name", "infinite-money", "absurd-budget", "duplicated-header"])
 def test_silent_nonsense_is_refused_alike_by_both_engines(dataset_copy, corrupt, column, rule):
-    from ipcreport.scale import check_dataset_duckdb
-    from ipcreport.validation import validate_dataset
+    from ipcreport.data.scale import check_dataset_duckdb
+    from ipcreport.data.dataset import validate_dataset
 
     corrupt(dataset_copy)
     found = validate_dataset(dataset_copy)
@@ -235,7 +235,7 @@ def test_silent_nonsense_is_refused_alike_by_both_engines(dataset_copy, corrupt,
 
 
 def test_a_number_formatted_from_a_missing_value_is_never_printed():
-    from ipcreport import present
+    from ipcreport.report import present
 
     present.PUBLISHED.clear()
     shown = present.download(pd.DataFrame({"Mean": ["nan", "12.5", "+nan", "£nan"], "Name": ["Nantwich", "x", "y", "z"]},

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from ipcreport.analysis import meta
-from ipcreport.synth import SynthConfig, generate_tables
+from ipcreport.data.synth import SynthConfig, generate_tables
 
 
 def test_homogeneous_sites_pool_to_the_inverse_variance_mean_by_hand():

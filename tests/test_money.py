@@ -9,7 +9,7 @@ import pytest
 
 from ipcreport.analysis import allocation as A
 from ipcreport.analysis import money as M
-from ipcreport.dataset import load_dataset
+from ipcreport.data.dataset import load_dataset
 
 T = pd.Timestamp
 WINDOW = A.Window(T("2025-02-01"), T("2026-01-31"))
@@ -146,9 +146,9 @@ def test_in_year_money_of_the_synthetic_dataset_to_the_penny(small_dataset):
 def test_headline_money_agrees_with_the_bridge_and_with_spend(small_dataset):
     """What the briefing headlines is the bridge's total, and never more than twice the year's
     spend (the doubled definition gave 2.3 times at the demo's Birmingham)."""
-    from ipcreport.dataset import site_data
-    from ipcreport.results import Metrics
-    from ipcreport.sections import allocation
+    from ipcreport.data.dataset import site_data
+    from ipcreport.report.results import Metrics
+    from ipcreport.report.sections import allocation
 
     ds = load_dataset(small_dataset)
     window = A.Window.ending(ds.meta.extract_date)

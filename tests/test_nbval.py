@@ -17,7 +17,7 @@ import papermill
 import pandas as pd
 import pytest
 
-from ipcreport.jobs import KERNEL
+from ipcreport.pipeline.jobs import KERNEL
 from ipcreport.resources import OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels")]

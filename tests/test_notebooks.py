@@ -14,9 +14,9 @@ import papermill
 import pytest
 from PIL import Image
 
-from ipcreport.build import OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
-from ipcreport.jobs import KERNEL
-from ipcreport.contract import METRIC_KEYS
+from ipcreport.pipeline.build import OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
+from ipcreport.pipeline.jobs import KERNEL
+from ipcreport.data.contract import METRIC_KEYS
 
 from conftest import edit_csv
 

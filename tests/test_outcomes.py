@@ -13,10 +13,10 @@ import pytest  # noqa: E402
 import statsmodels.api as sm  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from ipcreport import charts as CH  # noqa: E402
+from ipcreport.report import charts as CH  # noqa: E402
 from ipcreport.analysis import economics as E  # noqa: E402
 from ipcreport.analysis import outcomes as O  # noqa: E402
-from ipcreport.synth import SynthConfig, generate_tables  # noqa: E402
+from ipcreport.data.synth import SynthConfig, generate_tables  # noqa: E402
 
 EXTRACT = pd.Timestamp("2026-09-30")
 INDEX = pd.Timestamp("2024-03-01")

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from conftest import REPO, run_cli
-from ipcreport.params import load_params, run_name_for
+from ipcreport.pipeline.params import load_params, run_name_for
 
 MARKER = "ANALYST-EDITED-NOTEBOOK-5521"
 

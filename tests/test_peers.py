@@ -229,7 +229,7 @@ def test_spine_rows_and_positions():
 def test_spine_chart_smoke():
     import matplotlib.pyplot as plt
 
-    from ipcreport.charts import spine_chart
+    from ipcreport.report.charts import spine_chart
 
     rows = spine_example()
     fig = spine_chart(rows, "B3 against England")

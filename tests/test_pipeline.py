@@ -19,9 +19,9 @@ import pandas as pd
 import psutil
 import pytest
 
-from ipcreport.build import build, status
-from ipcreport.params import RunParams, load_params
-from ipcreport.synth import SynthConfig, synthesise
+from ipcreport.pipeline.build import build, status
+from ipcreport.pipeline.params import RunParams, load_params
+from ipcreport.data.synth import SynthConfig, synthesise
 
 from conftest import edit_csv
 
@@ -173,7 +173,7 @@ def test_a_dask_cluster_build_equals_a_local_one(built, small_dataset, tmp_path)
 def test_workers_start_their_kernels_before_any_site_and_stop_with_them():
     """The pool starts a kernel per worker as soon as it starts (a build starts it before
     validating the data); leaving on an error stops every worker and kernel."""
-    from ipcreport.jobs import LocalExecutor
+    from ipcreport.pipeline.jobs import LocalExecutor
 
     with pytest.raises(RuntimeError, match="validation failed"), LocalExecutor(2) as executor:
         executor.start()
@@ -196,9 +196,9 @@ def test_a_warm_kernel_carries_nothing_from_one_site_to_the_next(built, small_da
     """Site B run straight after site A in the same warm kernel gives exactly what the build gave."""
     from dataclasses import replace
 
-    from ipcreport import warm
-    from ipcreport.build import plan_sites
-    from ipcreport.jobs import run_notebook_job
+    from ipcreport.pipeline import warm
+    from ipcreport.pipeline.build import plan_sites
+    from ipcreport.pipeline.jobs import run_notebook_job
 
     root, report = built
     params = load_params(root / "test.yaml")
@@ -227,8 +227,8 @@ def test_a_warm_kernel_carries_nothing_from_one_site_to_the_next(built, small_da
 def test_the_duckdb_engine_gives_the_same_build_inputs(small_dataset, tmp_path):
     """National-scale datasets go through DuckDB: the same partitions (hashes), national table and
     comparisons as the pandas path, and an invalid dataset still writes nothing."""
-    from ipcreport.build import prepare
-    from ipcreport.validation import DatasetInvalid
+    from ipcreport.pipeline.build import prepare
+    from ipcreport.data.validation import DatasetInvalid
 
     from test_contract import corrupt_three_tables
 

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 
-from ipcreport.render import (
+from ipcreport.pipeline.render import (
     TEMPLATES,
     PandocTypstRenderer,
     QuartoRenderer,

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from conftest import ARTIFACTS, NO_QUARTO
-from ipcreport.publish import SYNTHETIC_MARK
-from ipcreport.render import PandocTypstRenderer, QuartoRenderer, RenderRequest
+from ipcreport.pipeline.publish import SYNTHETIC_MARK
+from ipcreport.pipeline.render import PandocTypstRenderer, QuartoRenderer, RenderRequest
 from reader import A4_POINTS, docx_view, html_view, pdf_view
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels"),

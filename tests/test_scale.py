@@ -1,4 +1,4 @@
-"""The DuckDB engine (ipcreport.scale) against the pandas one, rule by rule and file by file.
+"""The DuckDB engine (ipcreport.data.scale) against the pandas one, rule by rule and file by file.
 
 The key test: on a small dataset corrupted in many ways at once, both validators report the
 very same breaches (file, column, rule, rows, count, values, severity), in the same order.
@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from ipcreport import contract as C
-from ipcreport.dataset import load_dataset, load_site, partition_by_site
-from ipcreport.scale import (
+from ipcreport.data import contract as C
+from ipcreport.data.dataset import load_dataset, load_site, partition_by_site
+from ipcreport.data.scale import (
     DuckDataset,
     check_dataset_duckdb,
     cross_rule_twins,
@@ -25,8 +25,9 @@ from ipcreport.scale import (
     partition_sha256,
     validate_and_partition_duckdb,
 )
-from ipcreport.synth import SynthConfig, synthesise
-from ipcreport.validation import CROSS_RULES, validate_dataset
+from ipcreport.data.synth import SynthConfig, synthesise
+from ipcreport.data.dataset import validate_dataset
+from ipcreport.data.validation import CROSS_RULES
 
 from conftest import edit_csv
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ipcreport.analysis import spc as S
-from ipcreport.charts import GREY, NHS_BLUE
+from ipcreport.report.charts import GREY, NHS_BLUE
 
 matplotlib.use("Agg")
 
@@ -407,7 +407,7 @@ def test_real_ae_kings_four_hour_performance_icons():
 def test_xmr_chart_smoke():
     import matplotlib.pyplot as plt
 
-    from ipcreport.charts import xmr_chart
+    from ipcreport.report.charts import xmr_chart
 
     y = [10, 12] * 8 + [30, 32] * 8
     frame = S.xmr(pd.Series(y, index=MONTHS[:32]), improvement_direction="increase", target=20, rebase=[MONTHS[16]])
@@ -457,7 +457,7 @@ def icons(ax) -> list[tuple[str, str]]:
 def test_variation_icons_are_drawn_in_their_colour_and_letter(values, direction, colour, letter):
     import matplotlib.pyplot as plt
 
-    from ipcreport import charts
+    from ipcreport.report import charts
 
     frame = S.xmr(values, improvement_direction=direction)
     fig = charts.xmr_chart(frame, "Title", "Value")
@@ -469,7 +469,7 @@ def test_variation_icons_are_drawn_in_their_colour_and_letter(values, direction,
 def test_assurance_icons_are_drawn(target, colour, letter):
     import matplotlib.pyplot as plt
 
-    from ipcreport import charts
+    from ipcreport.report import charts
 
     # mean 10.5, limits 10.5 +/- 2.66: a target of 30 is above the upper limit, so with
     # "decrease" the process passes every month; 5 is below the lower limit: it always fails

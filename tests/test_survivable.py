@@ -14,8 +14,8 @@ import pandas as pd
 import papermill
 import pytest
 
-from ipcreport.build import SITE_NOTEBOOK
-from ipcreport.jobs import KERNEL
+from ipcreport.pipeline.build import SITE_NOTEBOOK
+from ipcreport.pipeline.jobs import KERNEL
 
 from conftest import edit_csv
 

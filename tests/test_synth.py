@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipcreport import contract as C
-from ipcreport.synth import SITE_AREAS, SynthConfig, synthesise
+from ipcreport.data import contract as C
+from ipcreport.data.synth import SITE_AREAS, SynthConfig, synthesise
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = SynthConfig(sites=3, people=1500, seed=2015)
@@ -118,7 +118,7 @@ def test_dataset_yaml(small):
 
 
 def test_validator_finds_no_errors(small):
-    from ipcreport.validation import validate_dataset
+    from ipcreport.data.dataset import validate_dataset
 
     folder, _, _ = small
     errors = [b for b in validate_dataset(folder) if b.severity == "error"]
@@ -408,7 +408,7 @@ def _year_before_rate(t, group):
 
 
 def test_scenarios_do_what_they_say():
-    from ipcreport.synth import generate_tables
+    from ipcreport.data.synth import generate_tables
 
     base = SynthConfig(sites=1, people=6000, seed=3)
     t, _ = generate_tables(replace(base, pre_year_shock_sd=0.6, enrol_after_bad_year=1.5))

@@ -16,7 +16,7 @@ EXIT_OK, EXIT_FAILED_SITES, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from .synth import SynthConfig, synthesise
+    from .data.synth import SynthConfig, synthesise
 
     config = SynthConfig(sites=args.sites, people=args.people, seed=args.seed, extract_date=args.extract_date,
                          admissions_rr=args.admissions_rr, bed_days_rr=args.bed_days_rr,
@@ -32,13 +32,13 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .build import check_request, choose_engine
-    from .validation import validate_dataset
+    from .pipeline.build import check_request, choose_engine
+    from .data.dataset import validate_dataset
 
     folder = Path(args.dataset)
     check_request(folder, "local", None)
     if choose_engine(folder, args.engine) == "duckdb":
-        from .scale import check_dataset_duckdb
+        from .data.scale import check_dataset_duckdb
 
         breaches = check_dataset_duckdb(args.dataset)
     else:
@@ -54,7 +54,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .build import build
+    from .pipeline.build import build
     params = _params(args)
     site_notebook, overview_notebook = _notebooks(args.notebooks)
     result = build(args.dataset, params, jobs=args.jobs, reports_root=args.reports, work_root=args.work,
@@ -71,7 +71,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _notebooks(folder: str | None) -> tuple[Path, Path]:
     """The site and overview notebooks: the package's own, or an analyst's edited copies."""
-    from .params import ParamsError
+    from .pipeline.params import ParamsError
     from .resources import OVERVIEW_NOTEBOOK, OVERVIEW_NOTEBOOK_NAME, SITE_NOTEBOOK, SITE_NOTEBOOK_NAME
 
     if folder is None:
@@ -103,7 +103,7 @@ def _copy_notebooks(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .build import status
+    from .pipeline.build import status
     plan = status(args.dataset, _params(args), work_root=args.work, engine=args.engine,
                   site_notebook=_notebooks(args.notebooks)[0])
     for job in plan.sites:
@@ -116,9 +116,9 @@ def _status(args: argparse.Namespace) -> int:
 def _snapshot(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .build import UsageError
-    from .dataset import load_dataset
-    from .snapshot import write_snapshot
+    from .pipeline.build import UsageError
+    from .data.dataset import load_dataset
+    from .data.snapshot import write_snapshot
 
     extract = load_dataset(args.dataset).meta.extract_date  # a dataset breaking the contract: main says so
     earlier = extract - pd.DateOffset(months=args.months_before)
@@ -133,7 +133,7 @@ def _params(args: argparse.Namespace):
     """The run's parameters, with the run name the command line gives, if any."""
     from dataclasses import replace
 
-    from .params import load_params
+    from .pipeline.params import load_params
 
     params = load_params(args.params, args.dataset)
     return replace(params, run=args.run) if args.run else params
@@ -213,10 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command. The one error path: every user mistake is a message and exit 2; exit 1
     only means a build ran and some site failed."""
     args = parser().parse_args(argv)
-    from .build import UsageError
-    from .jobs import BuildInterrupted
-    from .params import ParamsError
-    from .validation import DatasetInvalid
+    from .pipeline.build import UsageError
+    from .pipeline.jobs import BuildInterrupted
+    from .pipeline.params import ParamsError
+    from .data.validation import DatasetInvalid
 
     def mistake(message: str) -> int:
         print(f"ipcreport {args.command}: {message}", file=sys.stderr)

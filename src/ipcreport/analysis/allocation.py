@@ -12,7 +12,7 @@ import pandas as pd
 from statsmodels.regression.linear_model import OLS
 from statsmodels.tools.tools import add_constant
 
-from .. import contract as C
+from ..data import contract as C
 from . import money as M
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..frames import isin
+from ..data.frames import isin
 from . import allocation as A
 
 DAYS_PER_YEAR = 365.25

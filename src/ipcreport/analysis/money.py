@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import contract as C
+from ..data import contract as C
 
 YEAR_DAYS = 365  # prior_service_cost is a 12-month figure, taken as 365 days; a year of care is 365 days
 

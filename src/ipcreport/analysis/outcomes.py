@@ -64,8 +64,8 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.tools.sm_exceptions import SpecificationWarning
 
-from ..contract import COHORTS, MANAGEMENT
-from ..frames import isin
+from ..data.contract import COHORTS, MANAGEMENT
+from ..data.frames import isin
 
 DAYS_PER_YEAR = 365.25
 WINDOW_DAYS = 365  # each DiD window; also the follow-up questionnaire's due day after index

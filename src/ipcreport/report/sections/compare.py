@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..analysis import funnel as F
+from ...analysis import funnel as F
 from .. import disclosure
-from ..analysis import indicators as I
-from ..analysis import peers as P
-from ..analysis import spc as S
-from ..cache import sha256_json
-from ..dataset import SiteData
+from ...analysis import indicators as I
+from ...analysis import peers as P
+from ...analysis import spc as S
+from ...data.files import sha256_json
+from ...data.dataset import SiteData
 from ..results import Metrics
 
 if TYPE_CHECKING:  # only a type here: a build's prepare step uses compare_all without the charts

@@ -4,7 +4,7 @@ Everything is emitted as Markdown (IPython ``display(Markdown(...))``, or printe
 ``#| output: asis``), which JupyterLab shows formatted and which both Quarto and the built-in
 renderer take as Markdown in every format. Every piece of text published here is first made
 safe to publish twice over: escaped
-(:mod:`ipcreport.escape`), then counts of people scrubbed (:func:`disclosure.scrub`), so a name
+(:mod:`ipcreport.report.escape`), then counts of people scrubbed (:func:`disclosure.scrub`), so a name
 from the data prints as its characters and never as markup.
 Package markup (bold, italics, its own links) is built with :func:`escape.compose` and friends.
 Numbers in text are formatted here so every briefing words them the same way.

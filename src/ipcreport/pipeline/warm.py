@@ -8,7 +8,7 @@ emptied. Every cell still runs top to bottom with the site's injected parameters
 papermill runs it; only imported modules carry over. A kernel that failed a notebook (an
 error, a timeout, or death) is discarded, so the next site starts fresh.
 
-Registered with papermill as ``ipcreport-warm``; ``ipcreport.jobs`` selects it.
+Registered with papermill as ``ipcreport-warm``; ``ipcreport.pipeline.jobs`` selects it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import os as _os
 _os.chdir({cwd!r})
 import matplotlib.pyplot as _plt
 _plt.close("all")
-from ipcreport import present as _present
+from ipcreport.report import present as _present
 _present.PUBLISHED.clear()
 del _os, _plt, _present
 """
@@ -47,8 +47,9 @@ WARM_UP = """\
 import gc
 import io
 import matplotlib.pyplot as plt
-from ipcreport import briefing, charts, dataset, disclosure, overview, present
-from ipcreport.sections import allocation, compare, outcomes, quality, risk
+from ipcreport.report import briefing, charts, disclosure, overview, present
+from ipcreport.data import dataset
+from ipcreport.report.sections import allocation, compare, outcomes, quality, risk
 figure, axes = plt.subplots()
 axes.set_title("warm-up")
 figure.savefig(io.BytesIO(), format="png")

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .. import contract as C
+from ...data import contract as C
 from .. import disclosure
-from ..analysis import allocation as A
-from ..analysis import money as M
+from ...analysis import allocation as A
+from ...analysis import money as M
 from ..charts import label
-from ..dataset import SiteData
+from ...data.dataset import SiteData
 from ..present import current_policy, money, pct
 from ..results import Metrics
 

@@ -32,8 +32,8 @@ from typing import Any, Protocol
 
 import yaml
 
-from .resources import TEMPLATES
-from .escape import markdown
+from ..resources import TEMPLATES
+from ..report.escape import markdown
 
 log = logging.getLogger(__name__)
 

@@ -658,7 +658,7 @@ def generate_tables(config: SynthConfig) -> tuple[dict, dict]:
     """The dataset :func:`synthesise` would write for ``config``, in memory, without any file.
 
     Returns ``(tables, truth)``: the seven contract tables as typed frames (the dtypes
-    :func:`ipcreport.dataset.load_dataset` gives) and the truth dict (as in truth.json). The
+    :func:`ipcreport.data.dataset.load_dataset` gives) and the truth dict (as in truth.json). The
     draws are the same as :func:`synthesise`'s, so the values are too. For simulation studies
     that need many replicates quickly (benchmarks/validity.py).
     """
@@ -1099,7 +1099,7 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
     }
     mgmt_counts = np.bincount(management[holders], minlength=len(C.MANAGEMENT))
     truth = {
-        "generator": "ipcreport.synth",
+        "generator": "ipcreport.data.synth",
         "config": _config_dict(cfg),
         "notes": [
             "Synthetic data with known effects; sites are real areas chosen to span NHS regions and "
@@ -1258,7 +1258,7 @@ def _generate(sink: "_FolderSink | _MemorySink", cfg: SynthConfig) -> tuple[dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ipcreport.synth OUT_DIR [--sites N --people N --seed N --format csv|parquet --overwrite]``."""
+    """``python -m ipcreport.data.synth OUT_DIR [--sites N --people N --seed N --format csv|parquet --overwrite]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Write a synthetic IPC dataset with known effects.")

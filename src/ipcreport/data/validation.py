@@ -4,7 +4,7 @@ Three layers, each producing :class:`Breach` records that name file, rows, colum
 offending values:
 
 1. parsing: each cell must parse as its column's type (ISO dates, numbers, integers);
-2. single-table rules: pandera schemas generated from :data:`ipcreport.contract.COLUMNS`
+2. single-table rules: pandera schemas generated from :data:`ipcreport.data.contract.COLUMNS`
    (required values, ranges, vocabularies, patterns, uniqueness);
 3. cross-table rules: plain pandas row masks (keys, funding sums, budget periods, dates after
    extract_date, ...), because they need more than one table.
@@ -471,11 +471,3 @@ def check_cross_tables(
         if b := breach_from_mask(files[rule.table], rule.column, rule.rule, mask, shown, rule.severity):
             breaches.append(b)
     return breaches
-
-
-
-def validate_dataset(folder) -> list[Breach]:
-    """Every breach of the contract in a dataset folder (errors and warnings); writes nothing."""
-    from .dataset import check_dataset  # dataset.py does the reading; this module only checks
-
-    return check_dataset(folder)[1]

@@ -2,7 +2,7 @@
 
 A dataset is the folder described in shared/contract.md. :func:`load_dataset` returns typed
 tables only when every contract rule holds; otherwise it raises
-:class:`~ipcreport.validation.DatasetInvalid` carrying every breach. Nothing here writes except
+:class:`~ipcreport.data.validation.DatasetInvalid` carrying every breach. Nothing here writes except
 :func:`partition_by_site`, which writes each site's rows as Parquet for the site notebooks.
 """
 
@@ -20,7 +20,7 @@ import yaml
 
 from . import contract as C
 from .frames import isin
-from .results import replace_folder
+from .files import replace_folder
 from .validation import (Breach, DatasetInvalid, check_cross_tables, check_single_table, empty_table, parse_table,
                          plausibility_breaches)
 
@@ -180,6 +180,11 @@ def check_dataset(folder: str | Path) -> tuple[Dataset | None, list[Breach]]:
     paths = [folder / META_FILE] + [path for path, _ in sources.values()]
     dataset = Dataset(folder, meta, tables, files, file_sha256(paths), [b for b in breaches if b.severity == "warning"])
     return dataset, breaches
+
+
+def validate_dataset(folder) -> list[Breach]:
+    """Every breach of the contract in a dataset folder (errors and warnings); writes nothing."""
+    return check_dataset(folder)[1]
 
 
 def load_dataset(folder: str | Path) -> Dataset:

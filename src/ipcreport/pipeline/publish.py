@@ -15,10 +15,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .. import __version__
 from .jobs import RENDERED, StageResult
 from .render import EMPTY_FAVICON
-from .results import METRICS_FILE, replace_folder
+from ..data.files import replace_folder
+from ..report.results import METRICS_FILE
 
 SYNTHETIC_MARK = "SYNTHETIC DATA: not real people"
 FORMAT_LABELS = {"html": "HTML", "pdf": "PDF", "docx": "Word"}

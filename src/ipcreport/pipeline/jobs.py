@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import KEY_FILE, read_key
-from .results import replace_folder
+from ..data.files import replace_folder
 
 KERNEL = "ipcreport"
 RENDERED = "rendered"

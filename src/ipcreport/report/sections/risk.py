@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .. import contract as C
+from ...data import contract as C
 from .. import disclosure
-from ..analysis import risk as R
+from ...analysis import risk as R
 from ..charts import label
-from ..dataset import SiteData
+from ...data.dataset import SiteData
 from ..present import current_policy, money, pct, probability
 from ..results import Metrics
 from .allocation import Allocation

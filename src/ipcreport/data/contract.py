@@ -1,7 +1,7 @@
 """The data contract (shared/contract.md) in one place: tables, columns, types, vocabularies.
 
 Every other module reads names from here; nothing else spells a column or a code. The rules
-themselves are checked in :mod:`ipcreport.validation` (single-table rules as pandera schemas
+themselves are checked in :mod:`ipcreport.data.validation` (single-table rules as pandera schemas
 built from these specs, cross-table rules as row masks).
 """
 

@@ -8,38 +8,14 @@ components are kept beside each result so that ``ipcreport status`` can say whic
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from .results import read_json
+from ..data.files import read_json, sha256_files, sha256_json
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/ipcreport: every layer's code
 KEY_FILE = "key.json"
-
-
-def sha256_bytes(*chunks: bytes) -> str:
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_json(value: Any) -> str:
-    """A hash of a JSON-able value that does not depend on key order."""
-    return sha256_bytes(json.dumps(value, sort_keys=True, default=str).encode())
-
-
-def sha256_files(paths: list[Path], root: Path | None = None) -> str:
-    """A hash of files' names (relative to ``root``) and bytes, in a stable order."""
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(str(path.relative_to(root) if root else path.name).encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def package_fingerprint() -> str:

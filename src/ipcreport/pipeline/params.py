@@ -90,7 +90,7 @@ FUND_PARAMETERS = ("pooled_fund", "pooled_fund_next")
 
 def _check_fund(value: Any, where: str) -> str | None:
     """A pooled fund: null, or GBP a year by funder (nhs, social_care, education), each finite and >= 0."""
-    from .contract import FUNDERS
+    from ..data.contract import FUNDERS
 
     if value is None:
         return None
@@ -207,7 +207,7 @@ def load_params(path: str | Path | None, dataset_path: str | Path | None = None)
             _disclosure_override({**settings, **overrides[str(code)]}, reason, f"sites.{code}: ", problems)
     if problems:
         raise ParamsError(path.name, problems)
-    from .cache import sha256_json
+    from ..data.files import sha256_json
 
     return RunParams(run=run, formats=tuple(formats), cell_timeout_seconds=timeout, settings=settings,
                      site_overrides=overrides, source=path.name,

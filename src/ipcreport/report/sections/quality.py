@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import disclosure
-from ..validation import Breach
+from ...data.validation import Breach
 from ..present import pct
 from .outcomes import Outcomes
 

@@ -27,8 +27,8 @@ from matplotlib.patches import Circle
 from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from .analysis import peers as P
-from .analysis import spc as S
+from ..analysis import peers as P
+from ..analysis import spc as S
 
 NHS_BLUE = "#005EB8"
 PALETTE = [NHS_BLUE, "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -689,7 +689,7 @@ def balance_plot(balance: pd.DataFrame, title: str, threshold: float = 0.1) -> p
     b = balance[balance["smd"].notna()].reset_index(drop=True)
     if len(b) == 0:
         return _empty(title)
-    from .analysis.outcomes import BALANCE_LABELS
+    from ..analysis.outcomes import BALANCE_LABELS
 
     names = [BALANCE_LABELS.get(c, label(c.removeprefix("cohort_")) + " (share)" if c.startswith("cohort_") else c)
              for c in b["covariate"]]

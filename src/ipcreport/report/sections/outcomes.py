@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .. import disclosure
-from ..analysis import economics as E
-from ..analysis import outcomes as O
+from ...analysis import economics as E
+from ...analysis import outcomes as O
 from ..charts import label
-from ..dataset import SiteData
+from ...data.dataset import SiteData
 from ..present import money, probability
 from ..results import Metrics
 

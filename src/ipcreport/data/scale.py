@@ -1,18 +1,18 @@
 """National scale: validate and partition a dataset with DuckDB, never loading a national table
 into pandas.
 
-The pandas path (:mod:`ipcreport.validation`, :mod:`ipcreport.dataset`) reads every table into
+The pandas path (:mod:`ipcreport.data.validation`, :mod:`ipcreport.data.dataset`) reads every table into
 memory; at millions of people that is tens of GB. This module does the same work in DuckDB:
 
-* :func:`check_dataset_duckdb` applies the same rules as :func:`ipcreport.dataset.check_dataset`
-  and returns the same :class:`~ipcreport.validation.Breach` records (file, column, rule text,
+* :func:`check_dataset_duckdb` applies the same rules as :func:`ipcreport.data.dataset.check_dataset`
+  and returns the same :class:`~ipcreport.data.validation.Breach` records (file, column, rule text,
   1-based data rows, count, offending values, severity), in the same order. The rules are
-  generated from :data:`ipcreport.contract.COLUMNS` (types, required values, bounds,
+  generated from :data:`ipcreport.data.contract.COLUMNS` (types, required values, bounds,
   vocabularies, pattern, uniqueness) and mirror every rule of
-  :data:`ipcreport.validation.CROSS_RULES`, whose wording (and severity) is read from there;
+  :data:`ipcreport.data.validation.CROSS_RULES`, whose wording (and severity) is read from there;
   a cross rule without a DuckDB twin is an error, never a silent gap.
 * :func:`partition_duckdb` writes ``out_dir/site=<code>/<table>.parquet`` and ``site.json``
-  exactly as :func:`ipcreport.dataset.partition_by_site` does: same layout, same rows in the
+  exactly as :func:`ipcreport.data.dataset.partition_by_site` does: same layout, same rows in the
   same order, byte-identical Parquet files (so the same ``data_sha256``), same per-site
   warnings. Each table is streamed twice, with no sort: each row's site (from a join) into a
   small array indexed by row number, then a plain scan in file order split into one Parquet
@@ -182,7 +182,7 @@ def _column_stages(col: C.Column, ref: str, duck_type: str, tz: str | None = Non
 
     The last stage gives the typed value (named after the column) and, for non-text columns,
     ``<col>__bad`` (the cell is unparsable) and ``<col>__raw`` (its raw value). It mirrors
-    :func:`ipcreport.validation.parse_column`: text is stripped (empty = missing); numbers are
+    :func:`ipcreport.data.validation.parse_column`: text is stripped (empty = missing); numbers are
     what pandas.to_numeric accepts; integers must be whole; dates are ISO ``YYYY-MM-DD`` text or
     native dates/timestamps (time zones dropped to wall time).
     """
@@ -304,7 +304,7 @@ class _Flag:
 
 @dataclass(frozen=True)
 class _Twin:
-    """The DuckDB form of one :data:`ipcreport.validation.CROSS_RULES` rule."""
+    """The DuckDB form of one :data:`ipcreport.data.validation.CROSS_RULES` rule."""
 
     table: str
     column: str
@@ -396,7 +396,7 @@ def _twin_for(rule: V.CrossRule) -> _Twin:
     found = [t for t in _TWINS if t.table == rule.table and t.column == rule.column and t.keyword in rule.rule]
     if len(found) != 1:
         raise NotImplementedError(
-            f"ipcreport.scale has {len(found)} DuckDB twins for the cross rule {rule.table}.{rule.column}: "
+            f"ipcreport.data.scale has {len(found)} DuckDB twins for the cross rule {rule.table}.{rule.column}: "
             f"{rule.rule!r}; add one to scale._TWINS so both engines check the same rules"
         )
     return found[0]
@@ -840,9 +840,9 @@ class DuckDataset:
         return arrow.cast(pa.schema([schema.field(n) for n in arrow.column_names], metadata=schema.metadata)).to_pandas()
 
     def to_dataset(self, tables: tuple[str, ...] = ("sites", "contracts")) -> Dataset:
-        """A :class:`ipcreport.dataset.Dataset` of a valid dataset holding only the small
+        """A :class:`ipcreport.data.dataset.Dataset` of a valid dataset holding only the small
         ``tables`` (what the build's planning, index and manifest read: site names, regions),
-        with the same meta, files, sha256 and warnings as :func:`ipcreport.dataset.load_dataset`
+        with the same meta, files, sha256 and warnings as :func:`ipcreport.data.dataset.load_dataset`
         gives. Raises DatasetInvalid if there are errors."""
         breaches = self.check()
         if any(b.severity == "error" for b in breaches):
@@ -852,7 +852,7 @@ class DuckDataset:
 
     def partition(self, out_dir: str | Path, *, extract_date=None, check: bool = True) -> dict[str, Path]:
         """Write each site's rows as ``out_dir/site=<code>/<table>.parquet`` plus site.json, as
-        :func:`ipcreport.dataset.partition_by_site` does; returns code -> folder.
+        :func:`ipcreport.data.dataset.partition_by_site` does; returns code -> folder.
 
         With ``check`` (the default) the dataset must pass validation (DatasetInvalid otherwise);
         ``check=False`` trusts the caller to have validated it (the rows of a dataset with errors
@@ -1021,7 +1021,7 @@ def _partition_schema(table: str) -> pa.Schema:
 
 def check_dataset_duckdb(folder: str | Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
                          threads: int = DEFAULT_THREADS, work_dir: str | Path | None = None) -> list[Breach]:
-    """Every breach of the contract in a dataset folder, like :func:`ipcreport.validation.validate_dataset`.
+    """Every breach of the contract in a dataset folder, like :func:`ipcreport.data.dataset.validate_dataset`.
 
     Writes nothing but a scratch folder (``work_dir``, default a temporary one), removed after.
     """
@@ -1031,7 +1031,7 @@ def check_dataset_duckdb(folder: str | Path, *, memory_limit: str = DEFAULT_MEMO
 
 def partition_duckdb(folder: str | Path, out_dir: str | Path, extract_date=None, *, check: bool = True,
                      memory_limit: str = DEFAULT_MEMORY_LIMIT, threads: int = DEFAULT_THREADS) -> dict[str, Path]:
-    """:func:`ipcreport.dataset.partition_by_site` for a dataset folder, through DuckDB.
+    """:func:`ipcreport.data.dataset.partition_by_site` for a dataset folder, through DuckDB.
 
     ``extract_date`` (default: dataset.yaml's) goes into site.json. The scratch folder lives in
     ``out_dir/.duckdb-work`` and is removed after. Raises DatasetInvalid when ``check`` finds
@@ -1070,7 +1070,7 @@ def validate_and_partition_duckdb(folder: str | Path, out_dir: str | Path, *,
 
 def site_files_sha256(folder: str | Path) -> str:
     """site.json's ``data_sha256``: the partition's Parquet files' names and bytes, as
-    :func:`ipcreport.dataset.site_partition` hashes them (the files are byte-identical to the
+    :func:`ipcreport.data.dataset.site_partition` hashes them (the files are byte-identical to the
     ones pandas writes, so both engines give the same value)."""
     digest = hashlib.sha256()
     for name in sorted(f"{table}.parquet" for table in C.TABLES):

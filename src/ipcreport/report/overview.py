@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 
 from . import disclosure
-from .analysis import funnel as F
-from .analysis import indicators as I
-from .analysis import peers as P
+from ..analysis import funnel as F
+from ..analysis import indicators as I
+from ..analysis import peers as P
 from .briefing import Settings, analyse_site
-from .dataset import site_data, load_dataset
+from ..data.dataset import site_data, load_dataset
 from .results import METRICS_FILE, read_metrics
 from .sections.compare import METHOD, CompareSettings, chance_sentence
 

@@ -1,8 +1,8 @@
 """Everything a site briefing shows, computed in one call from the site's data.
 
 The site notebook calls :func:`analyse_site` once and then presents its sections
-(:mod:`ipcreport.sections`), so the numbers can be tested without a kernel and the notebook
-stays thin. Every headline figure is recorded in the run's :class:`~ipcreport.results.Metrics`.
+(:mod:`ipcreport.report.sections`), so the numbers can be tested without a kernel and the notebook
+stays thin. Every headline figure is recorded in the run's :class:`~ipcreport.report.results.Metrics`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from . import disclosure
-from .analysis import allocation as A
-from .analysis import risk as R
-from .analysis import indicators as I
-from .dataset import SITE_META_FILE, SiteData, load_dataset, site_tables
+from ..analysis import allocation as A
+from ..analysis import risk as R
+from ..analysis import indicators as I
+from ..data.dataset import SITE_META_FILE, SiteData, load_dataset, site_tables
 from .present import money, pct, probability
 from .results import Metrics
 from .sections import allocation, compare, outcomes, quality, risk

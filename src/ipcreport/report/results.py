@@ -9,45 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .contract import METRIC_KEYS
+from .. import __version__
+from ..data.files import read_json, write_json_atomic
+from ..data.contract import METRIC_KEYS
 
 METRICS_FILE = "metrics.json"
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to a temporary file beside ``path``, then rename: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=False, default=str)
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any | None:
-    """A JSON file's content, or None when it is missing or unreadable (treated as unknown)."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def replace_folder(new: Path, final: Path) -> None:
-    """Put ``new`` where ``final`` is by renames: readers see the old folder or the new one."""
-    old = final.with_name(f".{final.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(new, final)
-    if old.exists():
-        shutil.rmtree(old)
 
 
 def _plain(value: Any) -> Any:

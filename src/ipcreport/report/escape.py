@@ -3,7 +3,7 @@
 Briefings are Markdown that pandoc or Quarto turn into HTML, Typst (PDF) and Word; downloads are
 CSV and Excel. A site name, region, contract id or dataset name is data, and data must print as
 the characters it holds, never become markup: no raw HTML, no links, no Typst or TeX, no
-formulas. Everything :mod:`ipcreport.present` publishes is escaped here unless it is
+formulas. Everything :mod:`ipcreport.report.present` publishes is escaped here unless it is
 :class:`Markup` the package wrote itself, so no new table or sentence can forget it. Links are
 made only by :func:`link`, to relative paths inside the report.
 

@@ -30,19 +30,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import __version__
-from .cache import key_of, notebook_fingerprint, package_fingerprint, read_key, sha256_files, sha256_json, stale_reasons
+from .. import __version__
+from ..data.files import read_json, sha256_files, sha256_json, write_json_atomic
+from .cache import key_of, notebook_fingerprint, package_fingerprint, read_key, stale_reasons
 from .jobs import (KEY_FILE, RENDERED, BuildInterrupted, DaskExecutor, LocalExecutor, NotebookJob, StageResult,
                    reuse)
 from .params import RunParams
 from .publish import SYNTHETIC_MARK, assemble, swap_into_place
-from .resources import OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
-from .results import METRICS_FILE, read_json, read_metrics, write_json_atomic
+from ..resources import OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
+from ..report.results import METRICS_FILE, read_metrics
 
-HISTORY_FILE = "history.parquet"  # under the reports folder, beside every run's folder (ipcreport.history)
+HISTORY_FILE = "history.parquet"  # under the reports folder, beside every run's folder (ipcreport.report.history)
 
 INPUTS_FILE = "inputs.json"
-log = logging.getLogger("ipcreport.build")
+log = logging.getLogger("ipcreport.pipeline.build")
 
 
 @dataclass
@@ -77,7 +78,7 @@ DUCKDB_THRESHOLD_BYTES = 256 * 1024**2  # above this, tables are checked and spl
 
 def choose_engine(dataset_path: Path, engine: str = "auto") -> str:
     """pandas for site-sized datasets; DuckDB over the files for national-sized ones, so no
-    national table is ever loaded into memory whole (see :mod:`ipcreport.scale`)."""
+    national table is ever loaded into memory whole (see :mod:`ipcreport.data.scale`)."""
     if engine != "auto":
         return engine
     size = sum(p.stat().st_size for p in dataset_files(dataset_path) if p.suffix != ".xlsx")
@@ -102,10 +103,10 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
         return cached  # the same bytes were validated and partitioned before
     on_work()
 
-    from .analysis.indicators import national_table
-    from .disclosure import Policy
-    from .sections.compare import compare_all, fingerprint
-    from .sections.quality import published_warnings
+    from ..analysis.indicators import national_table
+    from ..report.disclosure import Policy
+    from ..report.sections.compare import compare_all, fingerprint
+    from ..report.sections.quality import published_warnings
 
     if choose_engine(dataset_path, engine) == "duckdb":
         dataset, partitions, site_tables_of, scratch = _partition_with_duckdb(dataset_path, work, write, params)
@@ -143,7 +144,7 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
 
 
 def _partition_with_pandas(dataset_path: Path, work: Path, write: bool, params: RunParams):
-    from .dataset import load_dataset, site_partition, site_tables, write_partition
+    from ..data.dataset import load_dataset, site_partition, site_tables, write_partition
 
     dataset = load_dataset(dataset_path)  # all-or-nothing: nothing is written before this passes
     params.check_sites(dataset.site_codes)  # and per-site overrides name real sites
@@ -160,8 +161,8 @@ def _partition_with_pandas(dataset_path: Path, work: Path, write: bool, params: 
 def _partition_with_duckdb(dataset_path: Path, work: Path, write: bool, params: RunParams):
     """The national-scale path: DuckDB checks the files and writes each site's partition; the
     national indicators are then read one partition at a time."""
-    from .dataset import SITE_META_FILE, load_site
-    from .scale import DuckDataset
+    from ..data.dataset import SITE_META_FILE, load_site
+    from ..data.scale import DuckDataset
 
     scratch = None if write else Path(tempfile.mkdtemp(prefix="ipcreport-status-"))
     out = work / "data" if write else scratch
@@ -199,7 +200,7 @@ def plan_sites(inputs: dict[str, Any], params: RunParams, work: Path, site_noteb
     shared = {"notebook": notebook_fingerprint(site_notebook), "package": package_fingerprint(),
               "dataset": sha256_json([inputs["name"], inputs["extract_date"], inputs["synthetic"]])}
     run_date = datetime.now(timezone.utc).date().isoformat()
-    from . import history as H  # pandas: imported only when sites are planned
+    from ..report import history as H  # pandas: imported only when sites are planned
 
     earlier = H.read(history_path)
     subtitle = f"Quarterly briefing on data to {inputs['extract_date_words']}"
@@ -415,7 +416,7 @@ def _build(dataset_path: Path, params: RunParams, work: Path, started: float, ti
 
 def record_history(history_path: Path, run: str, sites: list[StageResult]) -> None:
     """Add the published sites' headline figures to the history, for next quarter's briefings."""
-    from . import history as H
+    from ..report import history as H
 
     published = [read_metrics(Path(s.work_dir) / METRICS_FILE) for s in sites if s.ok]
     H.append(history_path, H.rows_from_metrics(run, published))
@@ -444,7 +445,7 @@ def _run_log(work: Path, progress: Callable[[str], None]) -> Callable[[str], Non
 
 def manifest(inputs: dict[str, Any], params: RunParams, result: BuildResult, work: Path) -> dict[str, Any]:
     from .render import default_renderer
-    from .results import METRICS_FILE
+    from ..report.results import METRICS_FILE
 
     def stage(r: StageResult) -> dict[str, Any]:
         """One site's record, with paths relative to the run's work folder (no machine path)."""

@@ -1,0 +1,1 @@
+"""Run settings, cache keys, executors, warm kernels, rendering and publishing."""

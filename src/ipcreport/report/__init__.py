@@ -1,0 +1,1 @@
+"""What a reader sees: sections, charts, disclosure control, escaping, results and the briefings the notebooks call."""
