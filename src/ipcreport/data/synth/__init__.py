@@ -11,15 +11,16 @@ Design:
   are generated and written in blocks of people, so their size never sits in memory at once.
 * Randomness comes from independent streams (``numpy.random.SeedSequence([seed, stream])``) per
   table, so one config always gives byte-identical files, and changing how one table is drawn
-  does not reshuffle the others. Per-site draws are made for all 30 listed areas, so the first
-  nine sites look the same whether ``sites`` is 9 or 30.
+  does not reshuffle the others. Per-site draws are made for all 153 areas, so the first nine
+  sites look the same whether ``sites`` is 9 or 153.
 * Numbers come from shared/domain.md where it has one (cited beside the constant); everything
   else is marked "assumption": plausible calibration, never a finding.
 
 The sites are real English upper-tier local authorities (names, NHS regions, ONS mid-2020
-population and IMD 2019 average score from data/reference/areas.csv). They were chosen only to
-span NHS regions and deprivation; they are NOT the IPC demonstrator sites and nothing in the
-generated data describes them.
+population and IMD 2019 average score from data/reference/areas.csv): ``sites=153`` is every
+area in England, with people spread in proportion to population (a Birmingham-sized site holds
+about 2% of them). The first 30 were chosen only to span NHS regions and deprivation; none is an
+IPC demonstrator site and nothing in the generated data describes them.
 
 The pieces, one job each: :mod:`.params` (configuration and calibration), :mod:`.people` (sites
 and people), :mod:`.budgets` (budgets and spend), :mod:`.activity` (events), :mod:`.questionnaires`

@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
 import numpy as np
 
+from ...resources import AREAS_CSV
 from .. import contract as C
 
 # File formats synthesise() can write: the contract accepts CSV or Parquet per table. CSV is the
@@ -43,12 +45,13 @@ class SynthConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Sites: a fixed, ordered list of real English upper-tier areas (copied from
-# data/reference/areas.csv, built by scripts/build_reference.py; tests check they still agree).
+# Sites: England's 153 upper-tier areas (data/reference/areas.csv, built by
+# scripts/build_reference.py), the 30 listed here first (copied from it; tests check they still
+# agree), then the other 123 in the file's order (area code).
 # Order: the first 9 cover all 7 NHS regions and IMD scores from 5.8 (Wokingham) to 45.0
 # (Blackpool); the rest alternate regions and deprivation. NOT the IPC demonstrator sites.
 # (area_code, area_name, nhs_region, population ONS mid-2020, IMD 2019 average score)
-SITE_AREAS: tuple[tuple[str, str, str, int, float], ...] = (
+LISTED_AREAS: tuple[tuple[str, str, str, int, float], ...] = (
     ("E08000025", "Birmingham", "Midlands", 1140525, 38.067),
     ("E10000030", "Surrey", "South East", 1199870, 10.087),
     ("E09000030", "Tower Hamlets", "London", 331969, 27.913),
@@ -80,7 +83,19 @@ SITE_AREAS: tuple[tuple[str, str, str, int, float], ...] = (
     ("E10000032", "West Sussex", "South East", 867635, 14.429),
     ("E08000014", "Sefton", "North West", 275899, 27.035),
 )
-MAX_SITES = len(SITE_AREAS)
+
+
+def _reference_areas() -> tuple[tuple[str, str, str, int, float | None], ...]:
+    """Every area of areas.csv as (code, name, region, population, IMD score or None when the
+    2019 index has no score for the current authority: 7 areas)."""
+    with open(AREAS_CSV, encoding="utf-8", newline="") as handle:
+        return tuple((r["area_code"], r["area_name"], r["nhs_region"], int(r["population"]),
+                      float(r["imd_score"]) if r["imd_score"] else None) for r in csv.DictReader(handle))
+
+
+_LISTED_CODES = {a[0] for a in LISTED_AREAS}
+SITE_AREAS = LISTED_AREAS + tuple(a for a in _reference_areas() if a[0] not in _LISTED_CODES)
+MAX_SITES = len(SITE_AREAS)  # 153: a national dataset covers every area
 MIN_PEOPLE_PER_SITE = 40  # every site gets at least this many (when people allows)
 ENGLAND_MEAN_IMD = 21.99  # population-weighted mean of the 146 scored areas in areas.csv
 

@@ -117,7 +117,8 @@ def draw_sites(sink, cfg: SynthConfig, extract: int) -> Sites:
 def draw_people(sink, cfg: SynthConfig, extract: int, sites: Sites) -> People:
     """Draw every person's traits, index date and exit; writes the people table."""
     n = cfg.people
-    site_imd = np.array([a[4] for a in SITE_AREAS[: cfg.sites]], dtype=np.float64)
+    # an area without a 2019 score (7 of 153) is taken as England's mean: no deprivation shift
+    site_imd = np.array([ENGLAND_MEAN_IMD if a[4] is None else a[4] for a in SITE_AREAS[: cfg.sites]])
     go_live = sites.go_live
     rng = _rng(cfg.seed, _S_PEOPLE)
     site = np.repeat(np.arange(cfg.sites), sites.people)
