@@ -258,7 +258,7 @@ def test_sites_are_the_listed_areas_and_stable(small, tmp_path):
         for code, name, region, population, imd in SITE_AREAS:
             row = areas.loc[code]
             assert (row["area_name"], row["nhs_region"], int(row["population"])) == (name, region, population)
-            assert row["imd_score"] == pytest.approx(imd)
+            assert pd.isna(row["imd_score"]) if imd is None else row["imd_score"] == pytest.approx(imd)
     assert len({a[2] for a in SITE_AREAS[:9]}) == 7  # the default 9 sites span every NHS region
     all_sites = synthesise(tmp_path / "thirty", SynthConfig(sites=30, people=1500))
     per_site = [v["people"] for v in all_sites["sites"].values()]
@@ -267,6 +267,31 @@ def test_sites_are_the_listed_areas_and_stable(small, tmp_path):
         assert all_sites["sites"][code]["go_live"] == site["go_live"]
     go_live = t["sites"]["go_live"]
     assert (go_live.dt.day == 1).all() and go_live.dt.year.isin([2023, 2024]).all()
+
+
+def test_a_national_dataset_covers_every_area_in_proportion_to_population(tmp_path):
+    """sites=153: every upper-tier area of areas.csv is a site, people in proportion to population
+    (a Birmingham-sized area ~2% of them), and the areas without an IMD 2019 score still work."""
+    areas = pd.read_csv(REPO / "data" / "reference" / "areas.csv").set_index("area_code")
+    assert len(SITE_AREAS) == len(areas) == 153
+    people = 60_000
+    truth = synthesise(tmp_path / "england", SynthConfig(sites=153, people=people, seed=3, services=False))
+    sites = pd.read_csv(tmp_path / "england" / "sites.csv").set_index("site_code")
+    assert sorted(sites.index) == sorted(areas.index)
+    assert sites["imd_score"].isna().sum() == areas["imd_score"].isna().sum() == 7
+    per_site = pd.Series({code: v["people"] for code, v in truth["sites"].items()})
+    assert per_site.sum() == people and per_site.min() >= 40
+    # at least 40 each, the rest by population: within one person of that, everywhere
+    expected = 40 + (people - 40 * 153) * areas["population"] / areas["population"].sum()
+    assert (per_site - expected[per_site.index]).abs().max() < 1
+    # in a 5-million-person nation, Birmingham (1.14 of England's 56.6 million) holds ~100,000
+    from ipcreport.data.synth.arrays import _allocate
+
+    national = _allocate(5_000_000, np.array([a[3] for a in SITE_AREAS], dtype=float), 40)
+    assert 99_000 < national[[a[0] for a in SITE_AREAS].index("E08000025")] < 102_000
+    no_score = sites.index[sites["imd_score"].isna()]
+    deciles = pd.read_csv(tmp_path / "england" / "people.csv", usecols=["site_code", "imd_decile"])
+    assert deciles[deciles["site_code"].isin(no_score)]["imd_decile"].between(1, 10).mean() > 0.9
 
 
 def emergency_did(t: dict[str, pd.DataFrame], extract: date, value: str = "count") -> float:

@@ -164,7 +164,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="write a synthetic dataset with known effects")
     s.add_argument("out", help="folder to create")
-    s.add_argument("--sites", type=int, default=9)
+    s.add_argument("--sites", type=int, default=9,
+                   help="sites, 1-153 (153: every upper-tier area in England, people in proportion to population)")
     s.add_argument("--people", type=int, default=8000, help="people in all sites, budget holders and comparison")
     s.add_argument("--seed", type=int, default=2015)
     s.add_argument("--extract-date", type=date.fromisoformat, default=date(2026, 9, 30))
