@@ -454,6 +454,17 @@ def test_analyse_outcomes_on_imbalanced_data(large):
     assert any("cannot rule" in m for m in msgs)
     assert any("differed at the start by more than chance" in m for m in msgs)
     assert all(isinstance(m, str) for m in msgs)
+    # the briefing headlines the weighted conditional estimate wherever it was fitted, the
+    # unweighted and pooled ones as sensitivity rows
+    which, head = O.headline_admissions(r)
+    assert which == "weighted" and head is r.adjusted["admissions"]
+    admissions = next(m for m in msgs if m.startswith("Emergency admissions"))
+    assert f"rate ratio {head.value:.2f} (95% CI {head.low:.2f} to {head.high:.2f}), comparing each person" in admissions
+    assert f"not weighted {r.estimates['admissions'].value:.2f}" in admissions
+    # without a propensity model the unweighted conditional estimate is the headline
+    unweighted = O.OutcomeResults(**{**r.__dict__, "adjusted": {}})
+    assert O.headline_admissions(unweighted) == ("conditional", r.estimates["admissions"])
+    assert "No weighted estimate could be fitted" in O.which_to_believe(unweighted)
 
 
 # ---------------------------------------------------------------------------------------------

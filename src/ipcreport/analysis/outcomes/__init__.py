@@ -11,8 +11,12 @@ at exit_date or extract_date (both inclusive: an event on the exit day counts). 
 exposure in years (days / 365.25) enters as a log offset, so people who leave early count for
 the time they were observed.
 
-The model is a **Poisson GLM** ``y ~ ipc + after + ipc:after`` with **person-clustered robust
-(sandwich) errors**; exp(coefficient of ipc:after) is the incidence rate ratio (IRR). Why
+The briefing's headline is the **conditional (person fixed-effect) Poisson** model
+(:func:`conditional_rate_ratio`) with propensity weights wherever they can be fitted
+(:func:`preferred`: it meets the validity study's targets in every scenario); the unweighted
+conditional model and the pooled model below are its sensitivity rows. The pooled model is a
+**Poisson GLM** ``y ~ ipc + after + ipc:after`` with **person-clustered robust (sandwich)
+errors**; exp(coefficient of ipc:after) is the incidence rate ratio (IRR). Why
 Poisson and not negative binomial: the Poisson score equations only need the mean to be right
 (a multiplicative rate model), so the estimate is consistent however overdispersed the outcome
 is, bed days included (a sum of a random number of random lengths of stay), and the sandwich
@@ -38,7 +42,7 @@ Fisher's exact test when an expected count is under 5).
 Balance
 -------
 Standardised mean differences of baseline covariates (pooled SD = sqrt((var_ipc + var_comp)/2),
-sample variances). Where any |SMD| > 0.1, an adjusted estimate is given beside the crude one:
+sample variances). Wherever a propensity model fits, a weighted estimate is given beside the unweighted ones:
 inverse-probability-of-treatment weights for the treated (ATT: budget holders weight 1,
 comparison people e/(1-e)) from a statsmodels logit propensity model; the same weights go into
 the Poisson DiD and into the (covariate-adjusted, so doubly robust) ANCOVA. Their intervals come
@@ -47,8 +51,8 @@ so the propensity model's own uncertainty is counted: treating the weights as kn
 weighted admissions intervals about a quarter too wide in the validity study. Caveat for real
 data: the propensity model includes the year-before admission rate, so weighting also equalises
 the groups' "before" level; where the groups come from populations with different usual levels,
-that can add regression to the mean to the DiD (Daw and Hatfield 2018), which is why the crude
-DiD stays the headline and the weighted one sits beside it.
+that can add regression to the mean to the DiD (Daw and Hatfield 2018), which is why the
+unweighted estimates stay beside the weighted headline.
 
 Validity against synthetic data with known effects: benchmarks/validity.py, docs/validity.md.
 """
@@ -81,5 +85,5 @@ from .site import (  # noqa: F401
     HEADLINE, RATE_MODELS, OutcomeResults, headline_estimates, analyse_outcomes,
 )
 from .messages import (  # noqa: F401
-    worse_year_before, preferred, which_to_believe, key_messages,
+    worse_year_before, preferred, headline_admissions, which_to_believe, key_messages,
 )
