@@ -89,6 +89,9 @@ def _design(frame: pd.DataFrame, covariates: list[str] | None) -> tuple[np.ndarr
 
 
 def _group_sizes(frame: pd.DataFrame) -> tuple[int, int]:
-    ids = frame.drop_duplicates("person_id") if "person_id" in frame.columns else frame
-    n_ipc = int((ids["ipc"] == 1).sum())
+    if "after" in frame.columns:  # a DiD panel: every person has a before row (its exposure is the full window)
+        ids = frame[frame["after"].to_numpy() == 0]
+    else:
+        ids = frame.drop_duplicates("person_id") if "person_id" in frame.columns else frame
+    n_ipc = int((ids["ipc"].to_numpy() == 1).sum())
     return n_ipc, int(len(ids) - n_ipc)

@@ -237,11 +237,12 @@ def rate_ratio_subgroups(panel: pd.DataFrame, outcome: str = "admissions", **kw)
     comparison group (comparison people hold no budget).
     """
     rows = [_subgroup_row(outcome, "overall", "all", panel, **kw)]
-    present = [c for c in COHORTS if c in set(panel["cohort"])] + sorted(set(panel["cohort"]) - set(COHORTS))
+    cohorts = set(panel["cohort"].dropna().unique())  # once: iterating a column per cohort is slow at 100k
+    present = [c for c in COHORTS if c in cohorts] + sorted(cohorts - set(COHORTS))
     for cohort in present:
         rows.append(_subgroup_row(outcome, "cohort", cohort, panel[panel["cohort"] == cohort], **kw))
     comparison = panel[panel["ipc"] == 0]
-    modes = set(panel.loc[panel["ipc"] == 1, "management"].dropna())
+    modes = set(panel.loc[panel["ipc"] == 1, "management"].dropna().unique())
     for mode in [m for m in MANAGEMENT if m in modes] + sorted(modes - set(MANAGEMENT)):
         sub = pd.concat([panel[(panel["ipc"] == 1) & (panel["management"] == mode)], comparison])
         rows.append(_subgroup_row(outcome, "management", mode, sub, **kw))
@@ -251,14 +252,17 @@ def rate_ratio_subgroups(panel: pd.DataFrame, outcome: str = "admissions", **kw)
 
 
 def hospital_use_table(people: pd.DataFrame, events: pd.DataFrame, extract_date: pd.Timestamp,
-                       outcomes: tuple[str, ...] = tuple(EVENT_OUTCOMES), weights: "pd.Series | PropensityModel | None" = None
-                       ) -> pd.DataFrame:
-    """:func:`rate_ratio_subgroups` for every event outcome, stacked (one tidy frame)."""
+                       outcomes: tuple[str, ...] = tuple(EVENT_OUTCOMES), weights: "pd.Series | PropensityModel | None" = None,
+                       panels: dict | None = None) -> pd.DataFrame:
+    """:func:`rate_ratio_subgroups` for every event outcome, stacked (one tidy frame).
+    ``panels``: optional cache of the outcomes' panels (as :func:`headline_estimates` keeps)."""
+    panels = {} if panels is None else panels
     frames = []
     for key in outcomes:
-        event_type, measure = EVENT_OUTCOMES[key]
-        panel = before_after_panel(people, events, event_type, extract_date, measure)
-        frames.append(rate_ratio_subgroups(panel, key, weights=weights))
+        if key not in panels:
+            event_type, measure = EVENT_OUTCOMES[key]
+            panels[key] = before_after_panel(people, events, event_type, extract_date, measure)
+        frames.append(rate_ratio_subgroups(panels[key], key, weights=weights))
     return pd.concat(frames, ignore_index=True)
 
 

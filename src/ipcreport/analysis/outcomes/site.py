@@ -105,7 +105,7 @@ def analyse_outcomes(people: pd.DataFrame, events: pd.DataFrame, surveys: pd.Dat
         adjusted=adjusted,
         balance=balance,
         imbalanced=imbalanced,
-        hospital_use=hospital_use_table(people, events, extract_date),
+        hospital_use=hospital_use_table(people, events, extract_date, panels=panels),
         quality_of_life=quality_of_life_table(people, surveys),
         completeness=completeness,
         missingness=missing_follow_up_test(completeness),
