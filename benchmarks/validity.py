@@ -46,7 +46,10 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ipcreport.analysis import allocation as A  # noqa: E402
 from ipcreport.analysis import economics as E  # noqa: E402
+from ipcreport.analysis import funnel as F  # noqa: E402
+from ipcreport.analysis import spc as S  # noqa: E402
 from ipcreport.analysis import outcomes as O  # noqa: E402
 from ipcreport.data.synth import SynthConfig, generate_tables  # noqa: E402
 
@@ -57,8 +60,9 @@ EFFECT = {**NULL, "admissions_rr": 0.85, "bed_days_rr": 0.85, "ascot_gain": 0.04
 # here explicitly, so a change of SynthConfig's defaults cannot silently change a scenario.
 ADMISSIONS = ("admissions", "admissions_crude", "admissions_weighted", "admissions_briefing")
 SCENARIOS: dict[str, tuple[dict, tuple[str, ...]]] = {
-    "no_effect": (dict(NULL), ADMISSIONS + ("bed_days", "ascot", "eq5d", "balance_flag")),
-    "effect": (dict(EFFECT), ADMISSIONS + ("bed_days", "ascot", "ascot_change", "eq5d")),
+    "no_effect": (dict(NULL), ADMISSIONS + ("bed_days", "bed_days_weighted", "ascot", "eq5d", "balance_flag",
+                                            "fairness_flag")),
+    "effect": (dict(EFFECT), ADMISSIONS + ("bed_days", "bed_days_weighted", "ascot", "ascot_change", "eq5d")),
     "exits_ipc_half": ({**EFFECT, "exit_share": 0.3, "exit_frailty": 1.0, "ipc_exit_ratio": 0.5}, ADMISSIONS),
     "exits_ipc_double": ({**EFFECT, "exit_share": 0.3, "exit_frailty": 1.0, "ipc_exit_ratio": 2.0}, ADMISSIONS),
     "bad_year": ({**NULL, "pre_year_shock_sd": 0.4, "enrol_after_bad_year": 1.0}, ADMISSIONS),
@@ -67,6 +71,8 @@ SCENARIOS: dict[str, tuple[dict, tuple[str, ...]]] = {
                               ("ascot", "ascot_change", "ascot_weighted")),
     "small_site": ({**EFFECT, "people": 300}, ("admissions", "admissions_crude", "ascot")),
     "economics": ({**EFFECT, "services": True}, ("incremental_cost",)),
+    # funnels and SPC under no change: unit counts drawn directly (no person-level data needed)
+    "no_change": ({}, ("funnel", "spc")),
 }
 ECONOMICS_BOOT = 200  # bootstrap resamples per replicate in the economics scenario (the briefing uses 1,000)
 
@@ -126,6 +132,9 @@ def _estimates(wanted: tuple[str, ...], p, ev, sv, extract, tables, seed) -> dic
         if "balance_flag" in wanted:  # share of null datasets flagged "groups differ" (no estimate, a rate)
             found["balance_flag_old"] = bool((balance["smd"].abs() > O.SMD_THRESHOLD).any())
             found["balance_flag"] = bool(imbalanced)
+    if "fairness_flag" in wanted:  # budgets follow need only (synth): does the joint test say otherwise?
+        equity = A.equity_model(tables["budgets"], p, A.Window.ending(extract))
+        found["fairness_flag"] = bool(equity.fairness_p_value is not None and equity.fairness_p_value < 0.05)
     if "ascot_change" in wanted:
         found["ascot_change"] = O.change_score_difference(panels["ascot"])
     if "incremental_cost" in wanted:
@@ -139,6 +148,10 @@ def replicate(task: tuple[str, int, int, int, bool]) -> list[dict]:
     """One synthetic dataset, all of its scenario's estimates. The unit of work a worker runs."""
     scenario, rep, people, seed, _ = task
     options, wanted = SCENARIOS[scenario]
+    if scenario == "no_change":
+        return [{"scenario": scenario, "replicate": rep, "seed": seed, "estimate": key, "truth": 0.0,
+                 "value": float(value), "low": None, "high": None, "n": None, "reason": None}
+                for key, value in no_change_flags(seed).items()]
     options = dict(options)
     people = options.pop("people", people)
     config = SynthConfig(sites=1, people=people, seed=seed, **options)
@@ -150,7 +163,7 @@ def replicate(task: tuple[str, int, int, int, bool]) -> list[dict]:
     for key, est in found.items():
         if key.startswith("_"):
             continue
-        if key.startswith("balance_flag"):
+        if key in FLAG_TEXT:
             rows.append({"scenario": scenario, "replicate": rep, "seed": seed, "estimate": key, "truth": 0.0,
                          "value": float(est), "low": None, "high": None, "n": people, "reason": None})
             continue
@@ -161,7 +174,7 @@ def replicate(task: tuple[str, int, int, int, bool]) -> list[dict]:
 
 
 # Scenarios whose replicates cost more (a bootstrap each) run at most this many replicates.
-MAX_REPLICATES = {"economics": 400}
+MAX_REPLICATES = {"economics": 1000}
 
 
 def tasks(scenarios: list[str], replicates: int, people: int, seed: int, extra: bool) -> list[tuple]:
@@ -194,12 +207,72 @@ def run(scenarios: list[str], replicates: int, people: int, seed: int, workers: 
     return out.sort_values(["scenario", "estimate", "replicate"]).reset_index(drop=True)
 
 
+FUNNEL_SITES = 9  # the demo's sites
+FUNNEL_PEOPLE = (150, 1500)  # people per site, drawn uniformly: demo-sized sites
+FUNNEL_METHOD = "additive"  # what the briefing and overview draw (report.sections.compare.METHOD)
+SPC_MONTHS = 24  # report.sections.compare.MONTHS_SHOWN
+SPC_MEANS = (5, 20, 100)  # monthly counts: a small, a middling and a large series
+
+
+def no_change_flags(seed: int) -> dict[str, float]:
+    """Funnels of demo-sized sites with no site effects (a proportion, 30%, and a rate, 0.8 per
+    person-year, the same in every site) and SPC charts of 24 monthly Poisson counts with a
+    constant mean: the share of sites and of datasets flagged, and of series with a signal."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    people = rng.integers(*FUNNEL_PEOPLE, size=FUNNEL_SITES)
+    for kind, numerator, denominator in (
+        ("proportion", lambda n: rng.binomial(n, 0.3), people),
+        ("rate", lambda e: rng.poisson(0.8 * e), people * 0.9),  # person-years: some leave early
+    ):
+        data = pd.DataFrame({"unit": np.arange(FUNNEL_SITES), "numerator": numerator(denominator),
+                             "denominator": denominator})
+        flag = F.funnel(data, kind, overdispersion=FUNNEL_METHOD).units["flag"]
+        out[f"funnel_{kind}_site95"] = float((flag != "within").mean())
+        out[f"funnel_{kind}_site998"] = float(flag.str.endswith("99.8%").mean())
+        out[f"funnel_{kind}_any95"] = float((flag != "within").any())
+    months = pd.period_range("2024-10", periods=SPC_MONTHS, freq="M").to_timestamp()
+    for mean in SPC_MEANS:
+        frame, summary = S.spc(rng.poisson(mean, SPC_MONTHS).astype(float), months, improvement_direction="decrease")
+        out[f"spc_{mean}_any"] = float(frame["special_cause"].any())
+        out[f"spc_{mean}_outside"] = float((frame["rule"] == "outside_limits").any())
+        out[f"spc_{mean}_latest"] = float(summary.variation != "common_cause")
+    return out
+
+
+# estimate -> (what is flagged, what chance alone should give)
+FLAG_TEXT = {
+    "balance_flag_old": ("Balance: any |SMD| > 0.1 (old rule), per dataset", "no nominal rate"),
+    "balance_flag": ("Balance: any |SMD| beyond both 0.1 and chance (Bonferroni over covariates), per dataset",
+                     "at most 5%"),
+    "fairness_flag": ("Fairness: joint F-test of age, sex and deprivation at equal need, p < 0.05, per dataset",
+                      "5%"),
+}
+for _kind in ("proportion", "rate"):
+    FLAG_TEXT |= {
+        f"funnel_{_kind}_site95": (f"Funnel ({_kind}, {FUNNEL_SITES} sites, additive overdispersion): share of "
+                                   "sites beyond the 95% limits", "5%"),
+        f"funnel_{_kind}_site998": (f"Funnel ({_kind}): share of sites beyond the 99.8% limits", "0.2%"),
+        f"funnel_{_kind}_any95": (f"Funnel ({_kind}): any site beyond the 95% limits, per dataset",
+                                  f"{F.chance_flags(FUNNEL_SITES)[1]:.1%}"),
+    }
+for _mean in SPC_MEANS:
+    FLAG_TEXT |= {
+        f"spc_{_mean}_any": (f"SPC, {SPC_MONTHS} months, mean {_mean} a month: any special-cause point, per series",
+                             "no single nominal rate (four rules)"),
+        f"spc_{_mean}_outside": (f"SPC, mean {_mean}: any point outside the limits, per series",
+                                 f"{1 - (1 - 0.0027) ** SPC_MONTHS:.1%} (normal data)"),
+        f"spc_{_mean}_latest": (f"SPC, mean {_mean}: the latest point's icon says special cause", "no nominal rate"),
+    }
+
+
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """Per scenario x estimate: truth, mean estimate, bias, coverage, Monte Carlo errors, verdict.
 
-    The truth may vary by replicate (the realised incremental cost): coverage counts each
-    replicate against its own truth and bias is the mean of estimate minus truth. Balance-flag
-    rows are false-alarm rates (share of null datasets flagged), with their Monte Carlo error."""
+    The incremental cost's truth is the expected one (the mean over replicates of the realised
+    truth each dataset records); coverage against each replicate's realised truth is kept as
+    ``coverage_realised``. Flag rows (:data:`FLAG_TEXT`) are false-alarm rates under no effect,
+    with their Monte Carlo error."""
     out = []
     for (scenario, estimate), g in rows.groupby(["scenario", "estimate"], sort=False):
         ok = g[g["value"].notna()]
@@ -210,15 +283,24 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
         if r == 0:
             out.append(row)
             continue
-        if estimate.startswith("balance_flag"):
+        if estimate in FLAG_TEXT:
             rate = float(ok["value"].mean())
-            row.update({"false_alarm": rate, "false_alarm_mc_se": float(math.sqrt(rate * (1 - rate) / r))})
+            row.update({"false_alarm": rate, "false_alarm_mc_se": float(ok["value"].std(ddof=1) / math.sqrt(r))})
             out.append(row)
             continue
         base = base_of(estimate)
         ratio = base in RATIOS
         v, lo, hi = (ok[c].to_numpy(dtype=float) for c in ("value", "low", "high"))
         truth = truth_all
+        if base == "incremental_cost":
+            # The realised truth (these budget holders' own spend plus the expected rest) moves with
+            # the estimate, which contains the same spend; the bootstrap interval, resampling the
+            # budget holders, is meant to cover the expected incremental cost under the generator:
+            # the mean of the realised truth over the replicates, with its Monte Carlo error.
+            row["coverage_realised"] = float(((lo <= truth) & (truth <= hi)).mean())
+            row["truth_mc_se"] = float(truth.std(ddof=1) / math.sqrt(r))
+            truth = np.full(r, truth.mean())
+            row["truth"] = float(truth[0])
         covered = (lo <= truth) & (truth <= hi)
         cov = float(covered.mean())
         if ratio:
@@ -263,8 +345,8 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 ESTIMATE_ORDER = ("admissions", "admissions_crude", "admissions_weighted", "admissions_briefing", "bed_days",
-                  "ascot", "ascot_change", "ascot_weighted", "eq5d", "incremental_cost", "balance_flag_old",
-                  "balance_flag")
+                  "bed_days_weighted", "ascot", "ascot_change", "ascot_weighted", "eq5d", "incremental_cost", "balance_flag_old",
+                  "balance_flag", "fairness_flag") + tuple(FLAG_TEXT)
 
 
 def clipped_scale_effect(measure: str, gain: float, draws: int = 2_000_000, seed: int = 1) -> float:
@@ -310,22 +392,27 @@ SCENARIO_TEXT = {
     "need_in_questionnaire": "the effects above; need x1.3 and follow-up ASCOT +0.03 per standardised log need: "
                              "confounding of the change score, which ANCOVA adjusting for need removes",
     "small_site": "the effects above in one site of 300 people",
-    "economics": "the effects above with the services table; truth: the realised incremental cost per budget "
-                 "holder (truth.json economics.incremental_cost), NHS and social care perspective",
+    "economics": "the effects above with the services table; truth: the expected incremental cost per budget "
+                 "holder, NHS and social care perspective (the mean over replicates of the realised cost each "
+                 "dataset's truth.json records, economics.incremental_cost)",
+    "no_change": f"no site effects and no change: funnels of {FUNNEL_SITES} demo-sized sites "
+                 f"({FUNNEL_PEOPLE[0]:,}-{FUNNEL_PEOPLE[1]:,} people) with one true proportion or rate, and SPC "
+                 f"charts of {SPC_MONTHS} monthly Poisson counts with a constant mean (no person-level data)",
 }
 ESTIMATE_TEXT = {
-    "admissions": "Admissions IRR, conditional (headline)",
+    "admissions": "Admissions IRR, conditional, unweighted",
     "admissions_crude": "Admissions IRR, without person effects",
     "admissions_weighted": "Admissions IRR, conditional, propensity-weighted",
-    "admissions_briefing": "Admissions IRR the briefing points to",
-    "bed_days": "Bed-days IRR, conditional",
+    "admissions_briefing": "Admissions IRR the briefing headlines",
+    "bed_days": "Bed-days IRR, conditional, unweighted",
+    "bed_days_weighted": "Bed-days IRR, conditional, propensity-weighted (headline)",
     "ascot": "ASCOT, ANCOVA (headline)",
     "ascot_change": "ASCOT, change score",
     "ascot_weighted": "ASCOT, ANCOVA, propensity-weighted",
     "eq5d": "EQ-5D, ANCOVA",
     "incremental_cost": "Incremental cost (GBP), regression-adjusted, bootstrap CI",
 }
-BRIEFING_USES = {"admissions", "admissions_briefing", "bed_days", "ascot", "eq5d", "incremental_cost"}
+BRIEFING_USES = {"admissions_briefing", "bed_days_weighted", "ascot", "eq5d", "incremental_cost"}
 
 
 def _fmt(x: float, ratio: bool) -> str:
@@ -357,7 +444,7 @@ def markdown(summaries: list[tuple[str, pd.DataFrame]], meta: dict) -> str:
         "Emp. SD / model SE: spread of the estimates across replicates against the mean standard error the "
         "intervals were built from; near 1 means the intervals have the right width. 'Briefing uses': the "
         "estimator the briefing headlines or, for admissions, the one its sentence tells the reader to believe "
-        "(the weighted estimate where the groups' year-before admissions differ beyond chance; "
+        "(the propensity-weighted conditional estimate wherever it can be fitted, else the unweighted one; "
         "`outcomes.preferred`, replicate by replicate). The targets apply to those rows; the others are "
         "there to show what goes wrong without them.",
         "",
@@ -413,15 +500,21 @@ NOTES = """
   baseline, group, age, need and cohort (HC3); the change score: difference in mean change (HC3).
   Cost: budget spend, outside services and hospital cost over the follow-up year, regression-
   adjusted for the treated, percentile bootstrap interval (200 resamples per replicate here).
-* **Truth.** `effects.admissions_rr`, `bed_days_rr`, `ascot_gain` and `economics.incremental_cost`
-  (the realised cost of budget holders' budgets and services in their year, minus, in
-  expectation, the services the budget replaced and the emergency care it avoided).
+* **Truth.** `effects.admissions_rr`, `bed_days_rr`, `ascot_gain`; for cost, the expected
+  incremental cost: each dataset's truth.json records `economics.incremental_cost`, the realised
+  spend of its budget holders in their year plus, in expectation, the services the budget
+  replaced and the emergency care it avoided; the realised spend moves with the estimate (which
+  contains the same spend), so coverage is judged against its mean over the replicates, the
+  expected incremental cost under the generator (its Monte Carlo error is given).
 * **Known small biases, from the generator's definition rather than the estimators.**
   Questionnaire scores are clipped to the instrument's range after the gain is added, so the
   effect on the recorded scale is a little smaller than `ascot_gain` (the paragraph below gives
   it, from the generator's own formula).
-* **Not in this table.** Funnel plots, SPC charts and the fairness test under no effect were not
-  rerun here (they do not depend on these changes); see the earlier runs in the git history.
+* **False alarms.** Funnels use `analysis.funnel.funnel` with the additive (random-effects)
+  overdispersion allowance the briefing and overview draw; SPC uses `analysis.spc.spc` (XmR with
+  the four Making Data Count rules), improvement direction "decrease"; the fairness test is
+  `analysis.allocation.equity_model`'s joint F-test on the no_effect datasets, whose budgets
+  follow need and cohort only.
 """
 
 
@@ -432,7 +525,7 @@ def table_lines(summary: pd.DataFrame) -> list[str]:
         "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for _, r in summary.iterrows():
-        if r["estimate"].startswith("balance_flag"):
+        if r["estimate"] in FLAG_TEXT:
             continue
         base = base_of(r["estimate"])
         ratio = base in RATIOS
@@ -440,6 +533,9 @@ def table_lines(summary: pd.DataFrame) -> list[str]:
         uses = "yes" if r["estimate"] in BRIEFING_USES else ""
         if r["estimate"] == "admissions_briefing" and pd.notna(r.get("weighted_share")):
             name += f" (weighted in {r['weighted_share']:.0%})"
+        if pd.notna(r.get("coverage_realised")):
+            name += (f" (truth's MC SE {r['truth_mc_se']:,.0f}; coverage of each dataset's realised cost "
+                     f"{r['coverage_realised']:.1%})")
         money = base == "incremental_cost"
         fmt = (lambda x: f"{x:,.0f}") if money else (lambda x: _fmt(x, ratio))
         if pd.isna(r.get("coverage")):
@@ -454,15 +550,15 @@ def table_lines(summary: pd.DataFrame) -> list[str]:
             f"| {r['scenario']} | {name} | {uses} | {fmt(r['truth'])} | {fmt(r['mean_estimate'])} | {bias} | "
             f"{r['coverage']:.1%} ({r['coverage_mc_se']:.1%}) | {r['empirical_sd'] / r['mean_model_se']:.2f} | "
             f"{r['estimated']} of {r['replicates']} | {verdict} |")
-    flags = summary[summary["estimate"].str.startswith("balance_flag")]
+    flags = summary[summary["estimate"].isin(list(FLAG_TEXT))]
     if len(flags):
-        lines += ["", "Balance flag under no effect (random groups): share of datasets where the briefing would say "
-                  "the groups differed at the start.", "", "| Rule | False alarms (MC SE) | Replicates |",
-                  "|---|---:|---:|"]
-        names = {"balance_flag_old": "any |SMD| > 0.1 (old rule)",
-                 "balance_flag": "any |SMD| beyond both 0.1 and what chance gives (Bonferroni over covariates; now)"}
+        lines += ["", "### False alarms under no effect", "",
+                  "Share of sites, datasets or series flagged where nothing differs (balance and fairness: the "
+                  "no_effect datasets; funnels and SPC: the no_change scenario), against what chance alone "
+                  "should give.", "", "| Flag | False alarms (MC SE) | Nominal | Replicates |", "|---|---:|---|---:|"]
         for _, r in flags.iterrows():
-            lines.append(f"| {names[r['estimate']]} | {r['false_alarm']:.1%} ({r['false_alarm_mc_se']:.1%}) | "
+            what, nominal = FLAG_TEXT[r["estimate"]]
+            lines.append(f"| {what} | {r['false_alarm']:.1%} ({r['false_alarm_mc_se']:.1%}) | {nominal} | "
                          f"{r['estimated']} |")
     return lines
 

@@ -454,6 +454,17 @@ def test_analyse_outcomes_on_imbalanced_data(large):
     assert any("cannot rule" in m for m in msgs)
     assert any("differed at the start by more than chance" in m for m in msgs)
     assert all(isinstance(m, str) for m in msgs)
+    # the briefing headlines the weighted conditional estimate wherever it was fitted, the
+    # unweighted and pooled ones as sensitivity rows
+    which, head = O.headline_admissions(r)
+    assert which == "weighted" and head is r.adjusted["admissions"]
+    admissions = next(m for m in msgs if m.startswith("Emergency admissions"))
+    assert f"rate ratio {head.value:.2f} (95% CI {head.low:.2f} to {head.high:.2f}), comparing each person" in admissions
+    assert f"not weighted {r.estimates['admissions'].value:.2f}" in admissions
+    # without a propensity model the unweighted conditional estimate is the headline
+    unweighted = O.OutcomeResults(**{**r.__dict__, "adjusted": {}})
+    assert O.headline_admissions(unweighted) == ("conditional", r.estimates["admissions"])
+    assert "No weighted estimate could be fitted" in O.which_to_believe(unweighted)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -689,3 +700,23 @@ def test_cost_truth_is_recovered_and_no_nmb_without_services(cost_truth_data):
     words = " ".join(without.messages())
     assert not without.comparable and "no services table" in words and "net monetary benefit is" not in words
     assert "Break-even" in words and without.break_even.fall > 0
+
+
+def test_fast_paths_give_the_same_numbers_as_the_plain_computations():
+    # group sizes of a DiD panel from its before rows = distinct people by group
+    people = make_people(25, 30, exit_date=[INDEX + 100 * DAY] * 5 + [pd.NaT] * 50)
+    events = make_events({(f"P{i:03d}", a): (i + a) % 3 for i in range(55) for a in (0, 1)}, people)
+    panel = O.before_after_panel(people, events, "emergency_admission", EXTRACT)
+    ids = panel.drop_duplicates("person_id")
+    assert O.did._group_sizes(panel) == (int((ids["ipc"] == 1).sum()), int((ids["ipc"] == 0).sum()))
+    # the bootstrap's ATT difference with missing outcomes = the same with those people's weights zeroed
+    rng = np.random.default_rng(3)
+    n = 60
+    ipc = np.arange(n) < 25
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = rng.normal(size=n) + X[:, 1]
+    y[[2, 40, 41]] = np.nan
+    W = rng.integers(0, 3, size=(4, n)).astype(float)
+    zeroed = np.where(np.isnan(y), 0.0, W)
+    assert np.allclose(E.att_difference(y, X, ipc, W), E.att_difference(np.nan_to_num(y), X, ipc, zeroed), rtol=0,
+                       atol=1e-12)

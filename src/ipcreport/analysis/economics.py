@@ -283,9 +283,14 @@ def att_difference(y: np.ndarray, X: np.ndarray, ipc: np.ndarray, W: np.ndarray 
     ipc = np.asarray(ipc, dtype=bool)
     if W is None:
         W = np.ones((1, len(y)))
-    Wv = W * ok
     y0 = np.where(ok, y, 0.0)
-    wi, wc = Wv[:, ipc], Wv[:, ~ipc]
+    # split by group first, then zero the missing: at 100k people x 1,000 resamples every full
+    # copy of W costs a few hundred MB, and most outcomes have nothing missing
+    wi, wc = W[:, ipc], W[:, ~ipc]
+    if not ok[ipc].all():
+        wi = wi * ok[ipc]
+    if not ok[~ipc].all():
+        wc = wc * ok[~ipc]
     mean_y = wi @ y0[ipc] / wi.sum(axis=1)
     mean_x = wi @ X[ipc] / wi.sum(axis=1)[:, None]
     Xc, yc = X[~ipc], y0[~ipc]

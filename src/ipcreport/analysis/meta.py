@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
@@ -128,3 +129,55 @@ def messages(pooled: Pooled | None) -> list[str]:
     if pooled.left_out:
         out.append(f"Left out of the pool (too small for their own estimate): {', '.join(pooled.left_out)}.")
     return out
+
+
+def national_model(people: pd.DataFrame, events: pd.DataFrame, extract_date: pd.Timestamp,
+                   site: str = "site_code") -> O.Estimate:
+    """One model on every site's people: the conditional (person fixed-effect) Poisson
+    difference in differences with a site x period term for each site and one common budget
+    effect.
+
+    As in :func:`ipcreport.analysis.outcomes.conditional_rate_ratio`, each person's after-window
+    count given their two-window total is binomial; its log-odds are log(t1/t0) + a_site +
+    b x budget holder, so every site has its own before-to-after change (the site x period
+    terms; person and site levels cancel) and exp(b) is the IRR common to all sites, weighted
+    by information (a fixed-effect answer, beside the random-effects pool). Robust sandwich
+    errors, one row per person, with the same n/(n-1) factor as the site model."""
+    panel = O.before_after_panel(people, events, "emergency_admission", pd.Timestamp(extract_date))
+    if (few := O.did._too_few(panel, O.MIN_PEOPLE_PER_GROUP, O.MIN_EVENTS_PER_CELL)) is not None:
+        return few
+    pairs = O.did._person_pairs(panel).merge(people[["person_id", site]], on="person_id")
+    n = len(pairs)
+    pairs = pairs[(pairs["y0"] + pairs["y1"]) > 0]
+    sites = pd.get_dummies(pairs[site].astype(str), dtype=float)
+    X = np.column_stack([sites.to_numpy(), pairs["ipc"].to_numpy(dtype=float)])
+    y1, total = pairs["y1"].to_numpy(dtype=float), (pairs["y0"] + pairs["y1"]).to_numpy(dtype=float)
+    offset = np.log(pairs["t1"].to_numpy(dtype=float) / pairs["t0"].to_numpy(dtype=float))
+    try:
+        fit = sm.GLM(np.column_stack([y1, total - y1]), X, family=sm.families.Binomial(), offset=offset).fit()
+        p = np.asarray(fit.mu, dtype=float)
+        resid, slope = y1 - total * p, total * p * (1 - p)
+        bread = np.linalg.inv((X * slope[:, None]).T @ X)
+        meat = (X * resid[:, None]).T @ (X * resid[:, None])
+    except (np.linalg.LinAlgError, ValueError) as err:  # pragma: no cover - degenerate data
+        return O.Estimate(None, n=n, reason=f"the model could not be fitted ({err})")
+    V = bread @ meat @ bread * len(pairs) / (len(pairs) - 1)
+    beta, se = float(fit.params[-1]), float(np.sqrt(V[-1, -1]))
+    if not np.isfinite(beta) or not np.isfinite(se) or se == 0:
+        return O.Estimate(None, n=n, reason="the model did not give a finite estimate")
+    return O.Estimate(float(np.exp(beta)), float(np.exp(beta - Z95 * se)), float(np.exp(beta + Z95 * se)), n=n,
+                      se=se)
+
+
+def national_message(national: O.Estimate | None, pooled: Pooled | None) -> str:
+    """The national model's answer beside the pooled one, in one sentence."""
+    if national is None or not national.available:
+        return ("One national model with site effects: not estimated"
+                + (f" ({national.reason})." if national is not None else " (no person-level data)."))
+    text = (f"One national model on all {national.n:,} people, each site with its own before-to-after change and "
+            f"one common budget effect: rate ratio {national.value:.2f} (95% CI {national.low:.2f} to "
+            f"{national.high:.2f})")
+    if pooled is not None:
+        text += (f", beside the random-effects pool's {pooled.value:.2f} ({pooled.low:.2f} to {pooled.high:.2f}); "
+                 "the model weights sites by their information and assumes one effect, the pool lets sites differ")
+    return text + "."

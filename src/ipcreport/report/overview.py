@@ -8,6 +8,7 @@ import pandas as pd
 
 from . import disclosure
 from ..analysis import funnel as F
+from ..analysis import meta
 from ..analysis import indicators as I
 from ..analysis import peers as P
 from .briefing import Settings, analyse_site
@@ -32,6 +33,17 @@ def metrics_from_dataset(data_path: str | Path, settings: Settings = Settings())
     for code in dataset.site_codes:
         rows.append(analyse_site(site_data(dataset, code), settings).metrics.values)
     return pd.DataFrame(rows)
+
+
+def national_model(data_path: str | Path, sites: list[str] | None = None):
+    """The national model with site effects (:func:`ipcreport.analysis.meta.national_model`) on
+    every person's records in a dataset, or on the named sites'."""
+    dataset = load_dataset(data_path)
+    people, events = dataset["people"], dataset["events"]
+    if sites is not None:
+        people = people[people["site_code"].isin(sites)]
+        events = events[events["person_id"].isin(people["person_id"])]
+    return meta.national_model(people, events, pd.Timestamp(dataset.meta.extract_date))
 
 
 FUNNEL_INDICATORS = ("direct_payment_share", "under_70_share", "follow_up_share", "emergency_rate")

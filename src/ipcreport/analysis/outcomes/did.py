@@ -1,0 +1,275 @@
+"""Hospital use: difference in differences (conditional and pooled Poisson), subgroups, the
+pre-trend check. See the package docstring for the method."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from statsmodels.tools.sm_exceptions import SpecificationWarning
+
+from ...data.contract import COHORTS, MANAGEMENT
+from .balance import PropensityModel, _person_weights, _stacked_variance
+from .common import (DAYS_PER_YEAR, EVENT_OUTCOMES, MIN_EVENTS_PER_CELL, MIN_PEOPLE_PER_GROUP, WINDOW_DAYS, Z95,
+                     Estimate, _design, _group_sizes, _none)
+
+
+def _days(td: pd.Series) -> np.ndarray:
+    return (td / pd.Timedelta(days=1)).to_numpy(dtype=float)
+
+
+def before_after_panel(people: pd.DataFrame, events: pd.DataFrame, event_type: str,
+                       extract_date: pd.Timestamp, measure: str = "count",
+                       window_days: int = WINDOW_DAYS) -> pd.DataFrame:
+    """Two rows per person (after = 0, 1): events (or bed days) and years at risk.
+
+    Before: ``[index - window_days, index)``. After: ``[index, index + window_days - 1]`` cut at
+    exit_date and extract_date, inclusive. Columns: person_id, group, cohort, management,
+    after, events (the measure), episodes (events counted, for the too-few-events rule), years,
+    ipc, and the baseline covariates age, need_score, prior_service_cost, imd_decile where
+    people has them. Rows with no exposure are dropped.
+    """
+    if measure not in ("count", "bed_days"):
+        raise ValueError(f"measure must be 'count' or 'bed_days', got {measure!r}")
+    extract_date = pd.Timestamp(extract_date)
+    keep = [c for c in ("person_id", "group", "cohort", "management", "index_date", "exit_date", "age",
+                        "need_score", "prior_service_cost", "imd_decile") if c in people.columns]
+    p = people[keep].copy()
+    window = pd.Timedelta(days=window_days)
+    p["before_start"] = p["index_date"] - window
+    end = (p["index_date"] + window - pd.Timedelta(days=1)).clip(upper=extract_date)
+    if "exit_date" in p.columns:
+        end = end.where(p["exit_date"].isna(), np.minimum(end, p["exit_date"]))
+    p["after_end"] = end
+    ev = events.loc[events["event_type"] == event_type, ["person_id", "event_date", "bed_days"]].merge(
+        p[["person_id", "index_date", "before_start", "after_end"]], on="person_id"
+    )
+    weight = ev["bed_days"].astype(float).fillna(0.0) if measure == "bed_days" else pd.Series(1.0, index=ev.index)
+    before = (ev["event_date"] >= ev["before_start"]) & (ev["event_date"] < ev["index_date"])
+    after = (ev["event_date"] >= ev["index_date"]) & (ev["event_date"] <= ev["after_end"])
+    exposure = {
+        0: np.full(len(p), float(window_days)),
+        1: _days(p["after_end"] - p["index_date"]) + 1.0,
+    }
+    rows = []
+    base_cols = [c for c in keep if c not in ("index_date", "exit_date")]
+    for period, mask in ((0, before), (1, after)):
+        ids = ev.loc[mask, "person_id"]
+        rows.append(
+            p[base_cols].assign(
+                after=period,
+                events=p["person_id"].map(weight[mask].groupby(ids).sum()).fillna(0.0).to_numpy(dtype=float),
+                episodes=p["person_id"].map(ids.value_counts()).fillna(0).to_numpy(dtype=float),
+                years=exposure[period] / DAYS_PER_YEAR,
+            )
+        )
+    panel = pd.concat(rows, ignore_index=True)
+    panel["ipc"] = (panel["group"] == "ipc").astype(int)
+    return panel[panel["years"] > 0].reset_index(drop=True)
+
+
+def did_rate_ratio(panel: pd.DataFrame, weights: "pd.Series | PropensityModel | None" = None, covariates: list[str] | None = None,
+                   min_people: int = MIN_PEOPLE_PER_GROUP, min_events: int = MIN_EVENTS_PER_CELL) -> Estimate:
+    """Incidence rate ratio of the ipc x after interaction: Poisson GLM, log-exposure offset,
+    person-clustered robust errors, Wald 95% interval on the log scale.
+
+    ``weights``: optional person weights: a :class:`PropensityModel` (the interval then allows
+    for the propensity model's estimation) or a Series indexed by person_id (taken as known).
+    ``covariates``: optional panel columns entered with their
+    interaction with ``after`` (regression adjustment for covariate-dependent trends).
+    """
+    if (few := _too_few(panel, min_people, min_events)) is not None:
+        return few
+    n = sum(_group_sizes(panel))
+    ipc = panel["ipc"].to_numpy(dtype=float)
+    after = panel["after"].to_numpy(dtype=float)
+    x = [np.ones(len(panel)), ipc, after, ipc * after]
+    extra, _ = _design(panel, covariates)
+    if extra.shape[1]:
+        extra = (extra - extra.mean(axis=0)) / extra.std(axis=0)
+        x += [extra, extra * after[:, None]]
+    X = np.column_stack(x)
+    kwargs, person = {}, None
+    if weights is not None:
+        w, person = _person_weights(panel, weights)
+        kwargs["var_weights"] = w
+    groups = pd.factorize(panel["person_id"])[0]
+    try:
+        with warnings.catch_warnings():
+            # statsmodels warns that robust errors with var_weights are "not fully supported";
+            # the cluster sandwich it computes is the correct weighted one (checked against a
+            # hand-built sandwich in tests/test_outcomes.py).
+            warnings.simplefilter("ignore", SpecificationWarning)
+            fit = sm.GLM(panel["events"].to_numpy(dtype=float), X, family=sm.families.Poisson(),
+                         offset=np.log(panel["years"].to_numpy(dtype=float)), **kwargs).fit(
+                cov_type="cluster", cov_kwds={"groups": groups})
+    except (np.linalg.LinAlgError, ValueError) as err:  # pragma: no cover - degenerate data
+        return _none(n, f"the model could not be fitted ({err})")
+    beta, se = float(fit.params[3]), float(fit.bse[3])
+    if person is not None:
+        mu = np.asarray(fit.mu, dtype=float)
+        y = panel["events"].to_numpy(dtype=float)
+        se = float(np.sqrt(_stacked_variance(weights, person, X, kwargs["var_weights"], y - mu, mu)[3, 3]))
+    if not np.isfinite(beta) or not np.isfinite(se) or se == 0:
+        return _none(n, "the model did not give a finite estimate")
+    return Estimate(float(np.exp(beta)), float(np.exp(beta - Z95 * se)), float(np.exp(beta + Z95 * se)), n=n, se=se)
+
+
+def _person_pairs(panel: pd.DataFrame) -> pd.DataFrame:
+    """One row per person with both windows: y0, y1 (the measure), t0, t1 (years), ipc."""
+    cols = ["person_id", "events", "years"]
+    before = panel.loc[panel["after"] == 0, cols + ["ipc"]].rename(columns={"events": "y0", "years": "t0"})
+    after = panel.loc[panel["after"] == 1, cols].rename(columns={"events": "y1", "years": "t1"})
+    out = before.merge(after, on="person_id")  # people with both windows
+    out["ipc"] = out["ipc"].astype(float)
+    return out[["person_id", "y0", "y1", "t0", "t1", "ipc"]].reset_index(drop=True)
+
+
+def _too_few(panel: pd.DataFrame, min_people: int, min_events: int) -> Estimate | None:
+    """The reason (as an empty Estimate) a panel is too small for a rate ratio, or None."""
+    n_ipc, n_comp = _group_sizes(panel) if len(panel) else (0, 0)
+    n = n_ipc + n_comp
+    if min(n_ipc, n_comp) < min_people:
+        return _none(n, f"too few people for a stable estimate ({n_ipc} budget holders, {n_comp} comparison)")
+    count_col = "episodes" if "episodes" in panel.columns else "events"
+    cells = panel.groupby(["ipc", "after"])[count_col].sum().reindex(
+        pd.MultiIndex.from_product([[0, 1], [0, 1]]), fill_value=0)
+    if cells.min() < min_events:
+        return _none(n, f"too few events for a stable estimate (fewest in any group and period: "
+                        f"{int(cells.min())}; at least {min_events} needed)")
+    return None
+
+
+def conditional_rate_ratio(panel: pd.DataFrame, weights: "pd.Series | PropensityModel | None" = None,
+                           min_people: int = MIN_PEOPLE_PER_GROUP, min_events: int = MIN_EVENTS_PER_CELL) -> Estimate:
+    """Difference-in-differences rate ratio from a conditional (person fixed-effect) Poisson model.
+
+    Each person is compared with themselves: given their total over the two windows, the
+    after-window count is binomial with log-odds log(t1/t0) + a + b * ipc (the person's own
+    level cancels out), so exp(b) is the incidence rate ratio. This is exactly the conditional
+    likelihood of a Poisson model with a fixed effect per person (statsmodels'
+    ConditionalPoisson gives the same b); people with no events in either window carry no
+    information. Who leaves early cannot shift it (frail people leaving changes the mix of a
+    pooled model's after window, not a person's own ratio). Errors: robust sandwich (one row per
+    person, so clustered on the person), valid when counts are overdispersed (bed days). With
+    ``weights`` the person rows are weighted; a :class:`PropensityModel` adds its own
+    estimation to the interval (stacked sandwich)."""
+    if (few := _too_few(panel, min_people, min_events)) is not None:
+        return few
+    pairs = _person_pairs(panel)
+    n = len(pairs)
+    pairs = pairs[(pairs["y0"] + pairs["y1"]) > 0]
+    X = np.column_stack([np.ones(len(pairs)), pairs["ipc"].to_numpy(dtype=float)])
+    if len(pairs) < 3 or X[:, 1].min() == X[:, 1].max():
+        return _none(n, "too few people with events in either window")
+    y1, total = pairs["y1"].to_numpy(dtype=float), (pairs["y0"] + pairs["y1"]).to_numpy(dtype=float)
+    offset = np.log(pairs["t1"].to_numpy(dtype=float) / pairs["t0"].to_numpy(dtype=float))
+    w, person = np.ones(len(pairs)), None
+    if weights is not None:
+        w, person = _person_weights(pairs, weights)
+    try:
+        fit = sm.GLM(np.column_stack([y1, total - y1]), X, family=sm.families.Binomial(), offset=offset,
+                     var_weights=w).fit()
+    except (np.linalg.LinAlgError, ValueError) as err:  # pragma: no cover - degenerate data
+        return _none(n, f"the model could not be fitted ({err})")
+    p = np.asarray(fit.mu, dtype=float)
+    resid, slope = y1 - total * p, total * p * (1 - p)  # score residual and its derivative
+    if person is not None:
+        V = _stacked_variance(weights, person, X, w, resid, slope)
+    else:
+        bread = np.linalg.inv((X * (w * slope)[:, None]).T @ X)
+        meat = (X * (w * resid)[:, None]).T @ (X * (w * resid)[:, None])
+        V = bread @ meat @ bread * len(pairs) / (len(pairs) - 1)
+    beta, se = float(fit.params[1]), float(np.sqrt(V[1, 1]))
+    if not np.isfinite(beta) or not np.isfinite(se) or se == 0:
+        return _none(n, "the model did not give a finite estimate")
+    return Estimate(float(np.exp(beta)), float(np.exp(beta - Z95 * se)), float(np.exp(beta + Z95 * se)), n=n, se=se)
+
+
+
+def pre_trend(people: pd.DataFrame, events: pd.DataFrame, extract_date: pd.Timestamp,
+              coverage_share: float = 0.5) -> Estimate:
+    """Did the groups' emergency admissions already move differently before the budget started?
+
+    The same conditional model on the second year before index against the first (index
+    shifted back 365 days), where the data cover it: the events table must hold, for these
+    people, at least ``coverage_share`` as many emergency admissions in year -2 as in year -1
+    (the contract only guarantees 12 months before index). A ratio near 1 supports the DiD's
+    parallel-trends assumption."""
+    shifted = people.assign(index_date=people["index_date"] - pd.Timedelta(days=WINDOW_DAYS), exit_date=pd.NaT)
+    panel = before_after_panel(shifted, events, "emergency_admission", extract_date)
+    earlier, later = (panel.loc[panel["after"] == t, "episodes"].sum() for t in (0, 1))
+    if later == 0 or earlier < coverage_share * later:
+        return _none(len(people), "the data do not cover more than 12 months before each person's start")
+    return conditional_rate_ratio(panel)
+
+
+def ratio_of_rate_ratios(panel: pd.DataFrame) -> float:
+    """(ipc after/before rate ratio) / (comparison after/before rate ratio), from pooled rates.
+
+    What the Poisson DiD equals when every person has the same exposure in each window.
+    """
+    t = panel.groupby(["ipc", "after"])[["events", "years"]].sum()
+    rate = t["events"] / t["years"]
+    return float((rate[(1, 1)] / rate[(1, 0)]) / (rate[(0, 1)] / rate[(0, 0)]))
+
+
+SUBGROUP_COLUMNS = ["outcome", "dimension", "subgroup", "irr", "low", "high", "n", "n_ipc", "n_comparison",
+                    "events", "reason"]
+
+
+def _subgroup_row(outcome: str, dimension: str, subgroup: str, panel: pd.DataFrame, **kw) -> dict:
+    est = conditional_rate_ratio(panel, **kw)
+    n_ipc, n_comp = _group_sizes(panel) if len(panel) else (0, 0)
+    return {"outcome": outcome, "dimension": dimension, "subgroup": subgroup, "irr": est.value, "low": est.low,
+            "high": est.high, "n": n_ipc + n_comp, "n_ipc": n_ipc, "n_comparison": n_comp,
+            "events": int(panel["episodes"].sum()) if len(panel) else 0, "reason": est.reason}
+
+
+def rate_ratio_subgroups(panel: pd.DataFrame, outcome: str = "admissions", **kw) -> pd.DataFrame:
+    """Tidy frame for the forest plot: overall, by cohort, by how the budget is held.
+
+    Columns: outcome, dimension (overall | cohort | management), subgroup (``all`` or the
+    contract code), irr, low, high, n, n_ipc, n_comparison, events, reason (None when there is
+    an estimate). A management subgroup is that mode's budget holders against the whole
+    comparison group (comparison people hold no budget).
+    """
+    rows = [_subgroup_row(outcome, "overall", "all", panel, **kw)]
+    cohorts = set(panel["cohort"].dropna().unique())  # once: iterating a column per cohort is slow at 100k
+    present = [c for c in COHORTS if c in cohorts] + sorted(cohorts - set(COHORTS))
+    for cohort in present:
+        rows.append(_subgroup_row(outcome, "cohort", cohort, panel[panel["cohort"] == cohort], **kw))
+    comparison = panel[panel["ipc"] == 0]
+    modes = set(panel.loc[panel["ipc"] == 1, "management"].dropna().unique())
+    for mode in [m for m in MANAGEMENT if m in modes] + sorted(modes - set(MANAGEMENT)):
+        sub = pd.concat([panel[(panel["ipc"] == 1) & (panel["management"] == mode)], comparison])
+        rows.append(_subgroup_row(outcome, "management", mode, sub, **kw))
+    out = pd.DataFrame(rows, columns=SUBGROUP_COLUMNS)
+    out["reason"] = out["reason"].astype(object).where(out["reason"].notna(), None)
+    return out
+
+
+def hospital_use_table(people: pd.DataFrame, events: pd.DataFrame, extract_date: pd.Timestamp,
+                       outcomes: tuple[str, ...] = tuple(EVENT_OUTCOMES), weights: "pd.Series | PropensityModel | None" = None,
+                       panels: dict | None = None) -> pd.DataFrame:
+    """:func:`rate_ratio_subgroups` for every event outcome, stacked (one tidy frame).
+    ``panels``: optional cache of the outcomes' panels (as :func:`headline_estimates` keeps)."""
+    panels = {} if panels is None else panels
+    frames = []
+    for key in outcomes:
+        if key not in panels:
+            event_type, measure = EVENT_OUTCOMES[key]
+            panels[key] = before_after_panel(people, events, event_type, extract_date, measure)
+        frames.append(rate_ratio_subgroups(panels[key], key, weights=weights))
+    return pd.concat(frames, ignore_index=True)
+
+
+def rates_by_group(panel: pd.DataFrame) -> pd.DataFrame:
+    """Crude rates per person-year by group and window (the numbers behind an IRR)."""
+    t = panel.groupby(["group", "after"])[["events", "years"]].sum()
+    t["rate"] = t["events"] / t["years"]
+    out = t["rate"].unstack("after").rename(columns={0: "before", 1: "after"})
+    out["ratio"] = out["after"] / out["before"]
+    return out
