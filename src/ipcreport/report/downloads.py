@@ -22,7 +22,7 @@ import pandas as pd
 
 from .disclosure import SUPPRESSED
 
-TIDY_COLUMNS = ["measure", "value", "lower", "upper", "numerator", "denominator", "unit", "suppressed"]
+TIDY_COLUMNS = ["measure", "value", "lower", "upper", "numerator", "denominator", "unit", "suppressed", "note"]
 NOTICE_COLUMN = "data_notice"
 SYNTHETIC_NOTICE = "SYNTHETIC DATA: generated people, not real budget holders; not findings"
 REAL_NOTICE = "Counts of people rounded to 5; 1 to 7 hidden ([c])"
@@ -60,14 +60,21 @@ def parse_cell(cell: object) -> dict | None:
     """One printed cell as numbers (value, lower, upper, unit, suppressed), or None when it
     is words."""
     if cell is None or (isinstance(cell, float) and np.isnan(cell)):
-        return {"value": np.nan, "lower": np.nan, "upper": np.nan, "unit": "", "suppressed": False}
+        return {"value": np.nan, "lower": np.nan, "upper": np.nan, "unit": "", "suppressed": False, "note": ""}
     if isinstance(cell, (int, float, np.integer, np.floating)) and not isinstance(cell, bool):
-        return {"value": float(cell), "lower": np.nan, "upper": np.nan, "unit": "", "suppressed": False}
+        return {"value": float(cell), "lower": np.nan, "upper": np.nan, "unit": "", "suppressed": False, "note": ""}
     text = str(cell).strip()
     if text == SUPPRESSED:
-        return {"value": np.nan, "lower": np.nan, "upper": np.nan, "unit": "", "suppressed": True}
+        return {"value": np.nan, "lower": np.nan, "upper": np.nan, "unit": "", "suppressed": True, "note": ""}
     if text.lower() in _NOTHING:
-        return {"value": np.nan, "lower": np.nan, "upper": np.nan, "unit": "", "suppressed": False}
+        return {"value": np.nan, "lower": np.nan, "upper": np.nan, "unit": "", "suppressed": False, "note": ""}
+    note = ""
+    bound = re.match(r"^(under|over|fewer than|more than) (.+)$", text)
+    if bound:  # 'under 1%' (a probability the briefing will not print as 0%): the bound, and a note
+        note, text = bound.group(1), bound.group(2)
+    points = re.match(r"^(.+) points?$", text)
+    if points:  # '+5 points': a change in percentage points
+        text = points.group(1)
     for pattern in (_ESTIMATE, _RANGE, _SINGLE):
         match = pattern.match(text)
         if match:
@@ -76,14 +83,21 @@ def parse_cell(cell: object) -> dict | None:
             return {"value": parts["value"][0] if "value" in parts else np.nan,
                     "lower": parts["lower"][0] if "lower" in parts else np.nan,
                     "upper": parts["upper"][0] if "upper" in parts else np.nan,
-                    "unit": units.pop() if len(units) == 1 else "", "suppressed": False}
+                    "unit": "percentage points" if points else units.pop() if len(units) == 1 else "",
+                    "suppressed": False, "note": note}
     return None
 
 
-def _column_unit(header: str, cells: list[dict]) -> str:
-    """A column's unit: what its printed cells say (£, %), else what its header says."""
-    printed = [c["unit"] for c in cells if c["unit"]]
-    return printed[0] if printed else _header_unit(header)
+def _cell_unit(header: str, cell: dict, cells: list[dict]) -> str:
+    """A figure's unit: what its printed cell says (£, %); for a cell with no figure or a bare
+    number, the column's one printed unit if it has one (a column of shares with a [c]), else
+    what the header says ('People', 'GBP'). Tables with a row per figure mix units by row."""
+    if cell["unit"]:
+        return cell["unit"]
+    printed = {c["unit"] for c in cells if c["unit"]}
+    if len(printed) == 1 and np.isnan(cell["value"]):
+        return printed.pop()
+    return _header_unit(header)
 
 
 def _header_unit(header: str) -> str:
@@ -101,15 +115,23 @@ def _header_unit(header: str) -> str:
 
 
 def _numeric_columns(frame: pd.DataFrame) -> dict[str, list[dict]]:
-    """The columns whose every cell is a figure (or blank, or [c]), parsed; the first column
-    and columns of words are left out (they label the rows)."""
+    """The columns that hold figures, parsed: any column but the first with at least one cell
+    that is a figure (or [c]). A cell of words among figures ('not tested') becomes a missing
+    value with the words in ``note``; columns of words only label the rows."""
     parsed = {}
     for column in frame.columns[1:]:
         cells = [parse_cell(v) for v in frame[column]]
-        if all(c is not None for c in cells) and any(
-                c["suppressed"] or not np.isnan(c["value"]) or not np.isnan(c["lower"]) for c in cells):
-            parsed[column] = cells
+        if any(c is not None and (c["suppressed"] or not np.isnan(c["value"]) or not np.isnan(c["lower"]))
+               for c in cells):
+            parsed[column] = [c if c is not None else {"value": np.nan, "lower": np.nan, "upper": np.nan, "unit": "",
+                                                       "suppressed": False, "note": str(v)}
+                              for c, v in zip(cells, frame[column])]
     return parsed
+
+
+def _tidy_float(value: float) -> float:
+    """£8.3m read back is 8300000.000000001 in binary: written as 8300000.0."""
+    return float(np.round(value, 6)) if np.isfinite(value) else value
 
 
 def _is_interval(column: str, cells: list[dict]) -> bool:
@@ -126,7 +148,6 @@ def tidy(frame: pd.DataFrame, notice: str) -> pd.DataFrame:
     labels = [c for c in frame.columns if c not in parsed]
     rows = []
     measures = list(parsed)
-    units = {column: _column_unit(str(column), cells) for column, cells in parsed.items()}
     for i in range(len(frame)):
         label = {c: frame[c].iloc[i] for c in labels}
         for j, column in enumerate(measures):
@@ -139,9 +160,9 @@ def tidy(frame: pd.DataFrame, notice: str) -> pd.DataFrame:
             if nxt is not None and _is_interval(nxt, parsed[nxt]):
                 lower, upper = parsed[nxt][i]["lower"], parsed[nxt][i]["upper"]
                 suppressed = suppressed or parsed[nxt][i]["suppressed"]
-            rows.append({**label, "measure": column, "value": cell["value"], "lower": lower, "upper": upper,
-                         "numerator": np.nan, "denominator": np.nan,
-                         "unit": units[column], "suppressed": suppressed})
+            rows.append({**label, "measure": column, "value": _tidy_float(cell["value"]), "lower": _tidy_float(lower),
+                         "upper": _tidy_float(upper), "numerator": np.nan, "denominator": np.nan,
+                         "unit": _cell_unit(str(column), cell, parsed[column]), "suppressed": suppressed, "note": cell["note"]})
     if not measures:  # a table of words only (provenance, peers' reasons): kept as it is
         out = frame.copy()
     else:
