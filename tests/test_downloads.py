@@ -175,3 +175,23 @@ def test_words_among_figures_become_notes_not_label_columns():
     assert tidy.loc[("Agreed budgets", "Then"), "value"] == 8_900_000.0  # not 8900000.000000001
     assert np.isnan(tidy.loc[("Utilisation", "Then"), "value"]) and tidy.loc[("Utilisation", "Then"), "note"] == "not tested"
     assert tidy.loc[("Agreed budgets", "Then"), "unit"] == "GBP"  # rows of a headline table mix units
+
+
+def test_the_counts_behind_a_published_indicator_are_the_rounded_ones():
+    """Blackpool's case from issue 14: 121 holders in 138,381 residents. The download's
+    numerator is 120, as the tables round it, and the published rate times the population gives
+    back 120, not 121."""
+    from types import SimpleNamespace
+
+    from ipcreport.report.sections import compare
+
+    t = pd.DataFrame({"key": ["holders_per_10k", "direct_payment_share", "emergency_rate", "direct_payment_share"],
+                      "indicator": ["Holders", "Direct payments", "Admissions", "Few"],
+                      "numerator": [121, 73, 40.0, 5], "denominator": [138_381, 138, 55.3, 90]})
+    counts = compare.comparison_counts(SimpleNamespace(comparisons=t, level=0.95), POLICY)
+    assert counts.loc["Holders"].tolist() == [120.0, 138_381.0]
+    assert counts.loc["Direct payments"].tolist() == [75.0, 140.0]
+    assert counts.loc["Admissions"].tolist() == [40.0, 55.3]  # events and person-years, not people
+    assert counts.loc["Few"].isna().all()
+    rate = compare.published_value(next(t.itertuples()), POLICY)[0]
+    assert float(f"{rate:.2f}") * 138_381 / 10_000 == pytest.approx(120, abs=0.1)

@@ -97,7 +97,10 @@ def _cell_unit(header: str, cell: dict, cells: list[dict]) -> str:
     printed = {c["unit"] for c in cells if c["unit"]}
     if len(printed) == 1 and np.isnan(cell["value"]):
         return printed.pop()
-    return _header_unit(header)
+    unit = _header_unit(header)
+    if unit in ("people", "count") and np.isfinite(cell["value"]) and not float(cell["value"]).is_integer():
+        return ""  # a mean under a group's name (the balance table's 'Budget holders'), not a count
+    return unit
 
 
 def _header_unit(header: str) -> str:
@@ -107,6 +110,8 @@ def _header_unit(header: str) -> str:
         return "GBP"
     if "%" in header and "interval" not in header.lower() and "CI" not in header:
         return "percent"
+    if re.search(r"\bper\b", header, re.I):  # 'Exits per 100 person-years': a rate, not people
+        return "rate"
     if _PEOPLE.search(header):
         return "people"
     if _COUNTS.search(header):

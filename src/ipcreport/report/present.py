@@ -67,7 +67,7 @@ def bullets(lines: list[object]) -> None:
 
 
 def figure(fig: plt.Figure, data: pd.DataFrame, caption: str, index_label: str | None = None,
-           alt: str | None = None, dpi: int = 150) -> None:
+           alt: str | None = None, counts: tuple[str, pd.DataFrame] | None = None, dpi: int = 150) -> None:
     """Show a figure once as a PNG at print resolution (the cell's fig-cap and fig-alt options
     caption it) and free it; ``data``, what the chart draws (disclosure-controlled, as a table
     would publish it), becomes the figure's download under the figure's number. ``alt``, what
@@ -79,6 +79,7 @@ def figure(fig: plt.Figure, data: pd.DataFrame, caption: str, index_label: str |
     what is drawn, ``bbox_inches="tight"``, would draw every chart twice.)
     """
     download(data, caption, index_label, kind="figure")
+    PUBLISHED[-1].counts = counts
     for text in _prose(fig):
         text.set_wrap(True)
     buffer = io.BytesIO()
@@ -124,6 +125,7 @@ class Published:
     number: int | None
     caption: str
     frame: pd.DataFrame  # readable labels, scrubbed text; display strings until tidied
+    counts: tuple[str, pd.DataFrame] | None = None  # (measure, numerator and denominator by row label)
 
 
 # Every table and chart this notebook run has published, in the briefing's order.
@@ -165,10 +167,14 @@ def download(frame: pd.DataFrame, caption: str, index_label: str | None = None, 
     return shown
 
 
-def table(frame: pd.DataFrame, caption: str, index_label: str | None = None) -> None:
+def table(frame: pd.DataFrame, caption: str, index_label: str | None = None,
+          counts: tuple[str, pd.DataFrame] | None = None) -> None:
     """A pipe table with a caption, also offered as a download (named with the table's number in
-    the briefing); the index becomes the first column with readable labels."""
+    the briefing); the index becomes the first column with readable labels. ``counts``, a
+    measure and the published numerator and denominator behind it by row, fills those columns
+    of the download."""
     shown = download(frame, caption, index_label, kind="table")
+    PUBLISHED[-1].counts = counts
     # Words left-aligned, figures right-aligned (a figure column is one whose cells start with a
     # digit, sign, currency or the suppression mark).
     figure_like = shown.astype(str).apply(lambda col: col.str.match(r"^(?:[-+−£]?\d|\[c\]|$)").all())
@@ -219,7 +225,12 @@ def write_downloads(folder: str | Path, definitions: dict[str, str], title: str,
     written, contents, frames = [], [], []
     for item in PUBLISHED:
         path = folder / downloads.file_name(item.kind, item.number, item.caption)
-        frame = _no_formulas(downloads.tidy(item.frame, notice))
+        frame = downloads.tidy(item.frame, notice)
+        if item.counts is not None and "measure" in frame:
+            measure, counts = item.counts
+            counts = counts.set_axis([label(i) for i in counts.index])  # as the table labels its rows
+            frame = downloads.with_counts(frame, counts["numerator"], counts["denominator"], measure)
+        frame = _no_formulas(frame)
         frame.to_csv(path, index=False, encoding="utf-8")
         written.append(path)
         sheet = f"{item.kind[0].upper()}{item.number:02d}" if item.number is not None else f"D{len(frames) + 1}"

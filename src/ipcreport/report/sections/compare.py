@@ -342,6 +342,22 @@ def comparison_table(c: Compare, policy: disclosure.Policy = disclosure.DEFAULT)
     }, index=t["indicator"].to_numpy())
 
 
+def comparison_counts(c: Compare, policy: disclosure.Policy = disclosure.DEFAULT) -> pd.DataFrame:
+    """The numerator and denominator behind each indicator of :func:`comparison_table`, as the
+    downloads publish them: counts of people rounded (hidden where 1 to 7, or where the value
+    is), events and person-years as counted. Indexed by the indicator's name."""
+    t = c.comparisons
+    rows = []
+    for row in t.itertuples():
+        people_num, people_den = PEOPLE_COUNTS.get(row.key, (False, False))
+        if published_value(row, policy, c.level) is None:
+            rows.append((np.nan, np.nan))
+            continue
+        rows.append((float(policy.rounded(row.numerator)) if people_num else round(float(row.numerator), 1),
+                     float(policy.rounded(row.denominator)) if people_den else round(float(row.denominator), 1)))
+    return pd.DataFrame(rows, columns=["numerator", "denominator"], index=t["indicator"].to_numpy())
+
+
 def peer_table(c: Compare, site_names: dict[str, str] | None = None) -> pd.DataFrame:
     """The site and its peers on the three variables peers are chosen on, and why each was."""
     r = c.peer_reasons
