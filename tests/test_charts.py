@@ -126,7 +126,7 @@ def notebook_figures(notebook: Path, parameters: dict) -> dict[str, list[tuple[s
         label = next((line.split(":", 1)[1].strip() for line in source.splitlines() if line.startswith("#| label:")),
                      f"cell {cell['id']}")
 
-        def check(fig, dpi=150, label=label):
+        def check(fig, *data, dpi=150, label=label, **download):  # the chart's data and alt text aside
             for text in _prose(fig):  # wrapped as the briefing saves it
                 text.set_wrap(True)
             found[label] = charts.overlapping_texts(fig)

@@ -72,7 +72,12 @@ def test_site_notebook_shows_every_section_with_a_chart_and_no_errors(site_run):
     assert headings == ["## Decisions for the board", "## Money in the reporting year", "## Who holds budgets and how", "## What budgets buy",
                         "## Outcomes against the comparison group", "## Compared with other sites and over time",
                         "## Financial risk", "## Data quality",
-                        "## Methods and definitions"]
+                        "## Methods and definitions", "## Appendix: technical detail"]
+    # technical detail (balance, sensitivity rows, model terms) only after the appendix heading
+    appendix = next(i for i, c in enumerate(nb.cells) if c.source.startswith("## Appendix"))
+    for detail in ("balance_table", "balance_plot", "sensitivity_table", "tornado", "equity_table", "equity.terms"):
+        where = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and detail in c.source]
+        assert where and min(where) > appendix, f"{detail} is in the body"
     images = sum("image/png" in o.get("data", {}) for o in outputs)
     assert images >= 6
 

@@ -253,7 +253,7 @@ def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work
                     "run_date": plan.run_date, "link_sites": True, "national_path": plan.inputs["national_csv"],
                     "history_path": str(history_path) if history_path else None,
                     "suppress_threshold": params.settings["suppress_threshold"], "rounding": params.settings["rounding"],
-                    "national_values": params.settings["national_values"]},
+                    "national_values": params.settings["national_values"], "synthetic": plan.inputs["synthetic"]},
         work_dir=str(folder), stem="overview", formats=params.formats,
         watermark=SYNTHETIC_MARK if plan.inputs["synthetic"] else None, cell_timeout=params.cell_timeout_seconds,
         components=components, cache_key=key_of(components), reasons=tuple(reasons),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import copy
 import html
+import json
 import logging
 import os
 import re
@@ -246,7 +247,7 @@ class _Converter:
                 elif opts.get("warning") and text.strip():  # stderr carries warnings
                     self.pieces.append(_fence(text))
             elif kind in ("display_data", "execute_result"):
-                piece = self._rich(out.get("data", {}), opts, asis, index)
+                piece = self._rich(out.get("data", {}), {**opts, "fig-alt": figure_alt(out, opts)}, asis, index)
                 if piece is not None:
                     self.pieces.append(piece)
 
@@ -284,6 +285,36 @@ class _Converter:
             attrs.append(f"fig-alt={_attr(opts['fig-alt'])}")
         attr = "{" + " ".join(attrs) + "}" if attrs else ""
         return f"![{caption}]({self.assets_ref}/{name}){attr}"
+
+
+def figure_alt(output: dict, opts: dict) -> str | None:
+    """A figure's alt text: what the chart shows (written by the notebook into the image
+    output's metadata, present.figure), then the cell's fig-alt (what kind of chart it is)."""
+    shown = (output.get("metadata") or {}).get("ipcreport", {}).get("alt")
+    kind = opts.get("fig-alt")
+    if shown and kind:
+        return f"{shown} {kind}"
+    return shown or kind
+
+
+def with_output_alt(cells: list) -> list:
+    """Cells whose fig-alt option also says what the chart shows (see :func:`figure_alt`), for
+    Quarto, which reads the option from the cell's source."""
+    cells = copy.deepcopy(cells)
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+        if not images:
+            continue
+        options, _ = cell_options(cell.source)
+        alt = figure_alt(images[0], options)
+        if not alt or alt == options.get("fig-alt"):
+            continue
+        line = "#| fig-alt: " + json.dumps(alt, ensure_ascii=False)
+        lines = [ln for ln in cell.source.split("\n") if not re.match(r"#\|\s*fig-alt\s*:", ln)]
+        cell.source = "\n".join([line, *lines])
+    return cells
 
 
 def notebook_markdown(
@@ -621,5 +652,5 @@ class QuartoRenderer:
 
         out = copy.deepcopy(nb)
         head = "---\n" + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) + "---"
-        out.cells = [nbformat.v4.new_raw_cell(head), *_label_cell_tables(cells)]
+        out.cells = [nbformat.v4.new_raw_cell(head), *_label_cell_tables(with_output_alt(cells))]
         nbformat.write(out, work / f"{request.stem}.ipynb")

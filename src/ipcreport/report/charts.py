@@ -843,3 +843,64 @@ def pooled_forest_plot(pooled, title: str,
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     return fig
+
+
+# --- alt text: what a chart shows, not only its type -----------------------------------------
+# Each returns one or two sentences with the chart's main values, for screen-reader users; the
+# notebook's fig-alt (the chart's type and layout) follows them (present.figure, render.py).
+
+def _names(names: list[str]) -> str:
+    names = [str(n) for n in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def describe_funnel(units: pd.DataFrame, indicator: str) -> str:
+    """'Funnel plot of X: 2 of 9 sites above the upper 95% limit: A and B; none below.'"""
+    if units is None or len(units) == 0:
+        return f"Funnel plot of {indicator}: too few sites to draw."
+    flags = units["flag"].astype(str)
+    parts = []
+    for side, word in (("above", "above the upper"), ("below", "below the lower")):
+        outside = units.loc[flags.str.startswith(side), "unit"].tolist()
+        parts.append(f"{len(outside)} of {len(units)} sites {word} 95% limit" + (f": {_names(outside)}" if outside else ""))
+    return f"Funnel plot of {indicator}: " + "; ".join(parts) + "."
+
+
+def describe_bar(values: pd.Series, what: str, money: bool = False, percent: bool = False, top: int = 3) -> str:
+    """'Bar chart of X: largest A (45%), B (30%) and C (25%).'"""
+    shown = values.dropna()
+    if shown.empty:
+        return f"Bar chart of {what}: no values to show."
+    fmt = gbp if money else (lambda v: f"{v:.0%}") if percent else (lambda v: f"{v:,.0f}")
+    largest = shown.sort_values(ascending=False).head(top)
+    items = [f"{label(i)} ({fmt(v)})" for i, v in largest.items()]
+    smallest = shown.idxmin()
+    tail = f"; smallest {label(smallest)} ({fmt(shown[smallest])})" if len(shown) > top else ""
+    return f"Bar chart of {what}: largest {_names(items)}{tail}."
+
+
+def describe_xmr(spc_frame: pd.DataFrame, what: str, money: bool = False) -> str:
+    """'Control chart of X over 24 months, mean 41: 2 special-cause points (concern), latest 45.'"""
+    if spc_frame is None or len(spc_frame) == 0:
+        return f"Control chart of {what}: too few months to draw."
+    fmt = gbp if money else (lambda v: f"{v:,.1f}")
+    classes = spc_frame["point_class"].astype(str)
+    special = classes[classes != "common_cause"].str.removeprefix("special_cause_").value_counts()
+    signals = ("no special-cause points" if special.empty else
+               ", ".join(f"{n} special-cause point{'s' if n > 1 else ''} ({kind})" for kind, n in special.items()))
+    last = spc_frame.iloc[-1]
+    return (f"Control chart of {what} over {len(spc_frame)} months: latest mean {fmt(last['mean'])}, "
+            f"process limits {fmt(max(last['lcl'], 0))} to {fmt(last['ucl'])}; {signals}.")
+
+
+def describe_forest(rows: pd.DataFrame, what: str) -> str:
+    """'Forest plot of X: all people 0.86 (0.72 to 1.02), interval includes 1 (no clear difference).'"""
+    if rows is None or len(rows) == 0:
+        return f"Forest plot of {what}: no estimates."
+    overall = rows[rows["dimension"] == "overall"] if "dimension" in rows else rows.iloc[:0]
+    if overall.empty or pd.isna(overall["irr"].iloc[0]):
+        return f"Forest plot of {what}: no overall estimate."
+    r = overall.iloc[0]
+    verdict = ("below 1: fewer" if r["high"] < 1 else "above 1: more" if r["low"] > 1
+               else "includes 1: no clear difference")
+    return f"Forest plot of {what}: all people {r['irr']:.2f} ({r['low']:.2f} to {r['high']:.2f}), interval {verdict}."

@@ -107,6 +107,17 @@ def by_enough_people(values: pd.Series, people: pd.Series, policy: Policy = DEFA
     return values.where(counts > policy.threshold)
 
 
+def published_share(part: float, whole: float, policy: Policy = DEFAULT) -> float | None:
+    """A share of people as it may be published: the rounded part over the rounded whole, so
+    that the share times a published (rounded) denominator gives back the rounded count, never
+    the exact one; None where the whole is too small to describe (or nothing to divide by).
+    A hidden part (1 to 7 of them) makes the share None too: it would give the count back."""
+    if pd.isna(part) or pd.isna(whole) or not enough(whole, policy) or policy.hidden(part):
+        return None
+    shown_whole = policy.rounded(whole)
+    return policy.rounded(part) / shown_whole if shown_whole else None
+
+
 def enough(count: float, policy: Policy = DEFAULT) -> bool:
     """Whether a mean, rate or share over ``count`` people may be shown."""
     return count > policy.threshold

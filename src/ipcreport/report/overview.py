@@ -14,7 +14,7 @@ from ..analysis import peers as P
 from .briefing import Settings, analyse_site
 from ..data.dataset import site_data, load_dataset
 from .results import METRICS_FILE, read_metrics
-from .sections.compare import METHOD, CompareSettings, chance_sentence
+from .sections.compare import METHOD, PEOPLE_COUNTS, CompareSettings, chance_sentence
 
 
 def metrics_from_runs(metrics_dir: str | Path, sites: list[str] | None = None) -> pd.DataFrame:
@@ -49,14 +49,33 @@ def national_model(data_path: str | Path, sites: list[str] | None = None):
 FUNNEL_INDICATORS = ("direct_payment_share", "under_70_share", "follow_up_share", "emergency_rate")
 
 
-def funnels(national: pd.DataFrame, settings: CompareSettings | None = None) -> dict[str, F.Funnel]:
+def as_published(table: pd.DataFrame, key: str, policy: disclosure.Policy = disclosure.DEFAULT) -> pd.DataFrame:
+    """An indicator's sites with the counts of people rounded as the tables publish them, and
+    sites whose count of people is 1 to 7 (or whose denominator of people is too small) left
+    out: a share plotted or printed from exact counts would give back the count a table rounds."""
+    people_num, people_den = PEOPLE_COUNTS.get(key, (False, False))
+    keep = pd.Series(True, index=table.index)
+    if people_num:
+        keep &= ~table["numerator"].map(policy.hidden).astype(bool)
+    if people_den:
+        keep &= table["denominator"].map(lambda n: disclosure.enough(n, policy)).astype(bool)
+    table = table[keep].copy()
+    for column, is_people in (("numerator", people_num), ("denominator", people_den)):
+        if is_people:
+            table[column] = table[column].map(policy.rounded).astype(float)
+    return table[table["denominator"] > 0]
+
+
+def funnels(national: pd.DataFrame, settings: CompareSettings | None = None,
+            policy: disclosure.Policy = disclosure.DEFAULT) -> dict[str, F.Funnel]:
     """Funnel plots of the key proportions and rates, one per indicator, every site a point:
     95% and 99.8% limits around England's value where given, else the pooled value of all
-    sites, widened for between-site variation (Spiegelhalter's additive random effects)."""
+    sites, widened for between-site variation (Spiegelhalter's additive random effects).
+    Counts of people enter rounded (:func:`as_published`)."""
     settings = settings or CompareSettings()
     out = {}
     for key in FUNNEL_INDICATORS:
-        table = national[(national["indicator"] == key) & (national["denominator"] > 0)]
+        table = as_published(national[(national["indicator"] == key) & (national["denominator"] > 0)], key, policy)
         ind = I.INDICATORS[key]
         england = settings.national.get(key)
         if len(table) >= 2:
@@ -77,6 +96,29 @@ def funnel_chart(funnels_by_key: dict[str, F.Funnel], key: str, settings: Compar
     return charts.funnel_plot(result.units, result.grid, ind.name, xlabel, ylabel, percent=ind.unit == "%",
                               polarity=ind.polarity,
                               target_label="England" if key in settings.national else "All sites in this dataset (pooled)")
+
+
+def funnel_download(funnels_by_key: dict[str, F.Funnel], key: str) -> pd.DataFrame:
+    """What a funnel plot draws: each site's value (from the published counts), its rounded
+    numerator and denominator, the comparator, the 95% and 99.8% limits at its size and whether
+    it lies outside them."""
+    result = funnels_by_key.get(key)
+    if result is None:
+        return pd.DataFrame()
+    u, ind = result.units, I.INDICATORS[key]
+    fmt = (lambda v: f"{v * ind.multiplier:.1f}%") if ind.unit == "%" else (lambda v: f"{v * ind.multiplier:.3f}")
+    return pd.DataFrame({
+        "Value": [fmt(v / result.multiplier) for v in u["value"]],
+        "Numerator": [f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}" for v in u["numerator"]],
+        "Denominator": [f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}" for v in u["denominator"]],
+        "Comparator": [fmt(t / result.multiplier) for t in u["target"]],
+        "Lower 95% limit": [fmt(v / result.multiplier) for v in u["lower_95"]],
+        "Upper 95% limit": [fmt(v / result.multiplier) for v in u["upper_95"]],
+        "Lower 99.8% limit": [fmt(v / result.multiplier) for v in u["lower_998"]],
+        "Upper 99.8% limit": [fmt(v / result.multiplier) for v in u["upper_998"]],
+        "Outside": u["flag"].str.replace("_", " ").to_numpy(),
+        "Verdict": [verdict(key, f) for f in u["flag"]],
+    }, index=pd.Index(u["unit"].to_numpy(), name="Site"))
 
 
 def verdict(key: str, flag: str) -> str:

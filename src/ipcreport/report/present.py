@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -21,10 +22,13 @@ import pandas as pd
 from matplotlib.text import Text
 from IPython.display import Image, Markdown, display
 
-from . import disclosure
+from . import disclosure, downloads
 from .charts import gbp, label
 from .escape import Markup, bold, compose, italic, link, markdown, spreadsheet_cell  # noqa: F401 - re-exported
 
+
+# The key of an image output's metadata that carries its alt text to the renderers.
+ALT_METADATA = "ipcreport"
 
 # The run's disclosure policy: every sentence and table cell published through this module is
 # scrubbed with it (counts of people written in words are rounded or hidden).
@@ -62,21 +66,28 @@ def bullets(lines: list[object]) -> None:
     print("\n".join(f"- {safe(line)}" for line in lines) + "\n")
 
 
-def figure(fig: plt.Figure, dpi: int = 150) -> None:
+def figure(fig: plt.Figure, data: pd.DataFrame, caption: str, index_label: str | None = None,
+           alt: str | None = None, counts: tuple[str, pd.DataFrame] | None = None, dpi: int = 150) -> None:
     """Show a figure once as a PNG at print resolution (the cell's fig-cap and fig-alt options
-    caption it) and free it.
+    caption it) and free it; ``data``, what the chart draws (disclosure-controlled, as a table
+    would publish it), becomes the figure's download under the figure's number. ``alt``, what
+    the chart shows (its main values; charts.describe_*), is put before the cell's fig-alt (its
+    type) by both renderers: it travels as the image output's metadata.
 
     Saved at its set size, its layout engine keeping everything inside: titles and axis labels
     too long for the width wrap onto another line instead of being cut. (Trimming the image to
     what is drawn, ``bbox_inches="tight"``, would draw every chart twice.)
     """
+    download(data, caption, index_label, kind="figure")
+    PUBLISHED[-1].counts = counts
     for text in _prose(fig):
         text.set_wrap(True)
     buffer = io.BytesIO()
     # the fastest zlib level: a build writes hundreds of charts, and the files are 7% larger
     fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
     plt.close(fig)
-    display(Image(data=buffer.getvalue(), format="png"))
+    metadata = {ALT_METADATA: {"alt": disclosure.scrub(str(alt), _policy)}} if alt else None
+    display(Image(data=buffer.getvalue(), format="png"), metadata=metadata)
 
 
 def _prose(fig: plt.Figure) -> list[Text]:
@@ -106,8 +117,23 @@ def money(value: float | None) -> str:
     return "not available" if value is None or pd.isna(value) else gbp(value)
 
 
-# Every table this notebook run has published, in order, for the downloads (caption -> frame).
-PUBLISHED: dict[str, pd.DataFrame] = {}
+@dataclass
+class Published:
+    """A table or chart as published, for the downloads: ``kind`` is "table" or "figure" (numbered
+    as the briefing numbers them) or "data" (unnumbered, e.g. the decision page's messages)."""
+    kind: str
+    number: int | None
+    caption: str
+    frame: pd.DataFrame  # readable labels, scrubbed text; display strings until tidied
+    counts: tuple[str, pd.DataFrame] | None = None  # (measure, numerator and denominator by row label)
+
+
+# Every table and chart this notebook run has published, in the briefing's order.
+PUBLISHED: list[Published] = []
+
+
+def _next_number(kind: str) -> int:
+    return 1 + sum(p.kind == kind for p in PUBLISHED)
 
 
 # A number formatted from a missing value ('nan', '+nan', '£nan', 'nan%'): never printed as such.
@@ -133,18 +159,22 @@ def _readable(frame: pd.DataFrame, index_label: str | None) -> pd.DataFrame:
     return shown
 
 
-def download(frame: pd.DataFrame, caption: str, index_label: str | None = None) -> pd.DataFrame:
-    """Register a table for the downloads without showing it (the data behind a chart).
+def download(frame: pd.DataFrame, caption: str, index_label: str | None = None, kind: str = "data") -> pd.DataFrame:
+    """Register a table for the downloads without showing it (e.g. the decision page's messages).
     Only what may be published goes here: counts already disclosure-controlled."""
     shown = _readable(frame, index_label)
-    PUBLISHED[caption] = shown
+    PUBLISHED.append(Published(kind, _next_number(kind) if kind != "data" else None, caption, shown))
     return shown
 
 
-def table(frame: pd.DataFrame, caption: str, index_label: str | None = None) -> None:
-    """A pipe table with a caption, also offered as a download; the index becomes the first
-    column with readable labels."""
-    shown = download(frame, caption, index_label)
+def table(frame: pd.DataFrame, caption: str, index_label: str | None = None,
+          counts: tuple[str, pd.DataFrame] | None = None) -> None:
+    """A pipe table with a caption, also offered as a download (named with the table's number in
+    the briefing); the index becomes the first column with readable labels. ``counts``, a
+    measure and the published numerator and denominator behind it by row, fills those columns
+    of the download."""
+    shown = download(frame, caption, index_label, kind="table")
+    PUBLISHED[-1].counts = counts
     # Words left-aligned, figures right-aligned (a figure column is one whose cells start with a
     # digit, sign, currency or the suppression mark).
     figure_like = shown.astype(str).apply(lambda col: col.str.match(r"^(?:[-+−£]?\d|\[c\]|$)").all())
@@ -162,15 +192,17 @@ def count_table(counts: pd.Series, caption: str, index_label: str, share_label: 
     total = counts.sum()
     frame = pd.DataFrame({
         "People": disclosure.publish_counts(counts, policy),
-        share_label: [disclosure.SUPPRESSED if h else pct(c / total if total else None)
+        # shares of the published (rounded) total from the published counts: nothing recoverable
+        share_label: [disclosure.SUPPRESSED if h else pct(_rounded_share(c, total, policy))
                       for c, h in zip(counts, hidden)],
     }, index=counts.index)
     frame.loc["total"] = [disclosure.publish_total(counts, policy), pct(1.0 if total else None)]
     table(frame, caption, index_label)
 
 
-def _slug(text: str, limit: int) -> str:
-    return "-".join(re.findall(r"[a-z0-9]+", text.lower()))[:limit].strip("-")
+def _rounded_share(count: float, total: float, policy: disclosure.Policy) -> float | None:
+    shown_total = policy.rounded(total)
+    return policy.rounded(count) / shown_total if total and shown_total else None
 
 
 def _no_formulas(frame: pd.DataFrame) -> pd.DataFrame:
@@ -180,29 +212,41 @@ def _no_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return safe_frame
 
 
-def write_downloads(folder: str | Path, definitions: dict[str, str], title: str) -> list[Path]:
-    """Every published table as CSV, and one Excel workbook: a contents sheet, a sheet per
-    table and a sheet of definitions. Returns the files written."""
+def write_downloads(folder: str | Path, definitions: dict[str, str], title: str,
+                    synthetic: bool = False) -> list[Path]:
+    """Every published table and chart as a tidy CSV named by its number in the briefing
+    (:mod:`ipcreport.report.downloads`), and one Excel workbook: a contents sheet, a sheet per
+    file and a sheet of definitions. Returns the files written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for old in [*folder.glob("*.csv"), *folder.glob("*.xlsx")]:  # an earlier run's tables
         old.unlink()
-    written, contents = [], []
-    for number, (caption, frame) in enumerate(PUBLISHED.items(), start=1):
-        path = folder / f"{number:02d}-{_slug(caption, 60)}.csv"
+    notice = downloads.SYNTHETIC_NOTICE if synthetic else downloads.REAL_NOTICE
+    written, contents, frames = [], [], []
+    for item in PUBLISHED:
+        path = folder / downloads.file_name(item.kind, item.number, item.caption)
+        frame = downloads.tidy(item.frame, notice)
+        if item.counts is not None and "measure" in frame:
+            measure, counts = item.counts
+            counts = counts.set_axis([label(i) for i in counts.index])  # as the table labels its rows
+            frame = downloads.with_counts(frame, counts["numerator"], counts["denominator"], measure)
         frame = _no_formulas(frame)
         frame.to_csv(path, index=False, encoding="utf-8")
         written.append(path)
-        contents.append({"Sheet": f"T{number:02d}", "Table": caption, "CSV file": path.name})
+        sheet = f"{item.kind[0].upper()}{item.number:02d}" if item.number is not None else f"D{len(frames) + 1}"
+        shown = f"{item.kind.capitalize()} {item.number}: {item.caption}" if item.number else item.caption
+        contents.append({"Sheet": sheet, "Table": shown, "CSV file": path.name})
+        frames.append(frame)
     workbook = folder / "tables.xlsx"
     with pd.ExcelWriter(workbook, engine="openpyxl") as excel:
-        _no_formulas(pd.DataFrame([{"Sheet": "", "Table": title, "CSV file": ""}] + contents)).to_excel(
+        _no_formulas(pd.DataFrame([{"Sheet": "", "Table": title, "CSV file": ""},
+                                   {"Sheet": "", "Table": notice, "CSV file": ""}] + contents)).to_excel(
             excel, sheet_name="Contents", index=False)
-        for row, frame in zip(contents, PUBLISHED.values()):
+        for row, frame in zip(contents, frames):
             # Row 1 holds the caption; the table's header row follows (sheet names are short codes
             # because Excel allows 31 characters).
             pd.DataFrame([[row["Table"]]]).to_excel(excel, sheet_name=row["Sheet"], index=False, header=False)
-            _no_formulas(frame).to_excel(excel, sheet_name=row["Sheet"], index=False, startrow=2)
+            frame.to_excel(excel, sheet_name=row["Sheet"], index=False, startrow=2)
         pd.DataFrame({"Term": list(definitions), "Definition": list(definitions.values())}).to_excel(
             excel, sheet_name="Definitions", index=False)
     return written + [workbook]

@@ -203,6 +203,22 @@ def calibration_table(a: Allocation) -> pd.DataFrame:
     }})
 
 
+def calibration_download(a: Allocation, policy: disclosure.Policy) -> pd.DataFrame:
+    """What the calibration chart draws: each decile of indicative budget, its median indicative
+    budget and the median and quartiles of agreed budgets, at the briefing's money precision;
+    budget periods rounded, and a decile of 7 or fewer budgets hidden."""
+    b = a.calibration.bins
+    hidden = ~b["periods"].map(lambda n: disclosure.enough(n, policy)).astype(bool)
+    shown = lambda v, h: disclosure.SUPPRESSED if h else money(v)  # noqa: E731
+    return pd.DataFrame({
+        "Budget periods": disclosure.publish_counts(b["periods"], policy, with_total=False).to_numpy(),
+        "Median indicative budget (GBP)": [shown(v, h) for v, h in zip(b["indicative"], hidden)],
+        "Median agreed budget (GBP)": [shown(v, h) for v, h in zip(b["agreed_median"], hidden)],
+        "Lower quartile of agreed budgets (GBP)": [shown(v, h) for v, h in zip(b["agreed_q1"], hidden)],
+        "Upper quartile of agreed budgets (GBP)": [shown(v, h) for v, h in zip(b["agreed_q3"], hidden)],
+    }, index=pd.Index(range(1, len(b) + 1), name="Decile"))
+
+
 def equity_table(a: Allocation) -> pd.DataFrame:
     t = a.equity.terms
     if t.empty:

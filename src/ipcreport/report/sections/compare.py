@@ -17,6 +17,7 @@ from ...analysis import peers as P
 from ...analysis import spc as S
 from ...data.files import sha256_json
 from ...data.dataset import SiteData
+from ..charts import gbp
 from ..results import Metrics
 
 if TYPE_CHECKING:  # only a type here: a build's prepare step uses compare_all without the charts
@@ -167,6 +168,33 @@ class SiteComparison:
     reasons: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def control_download(c: "Compare", key: str, people: float,
+                     policy: disclosure.Policy = disclosure.DEFAULT) -> pd.DataFrame:
+    """What a control chart draws, as a table may publish it: each month's value (new holders
+    rounded to 5 or hidden; money and rates at the precision the chart's axis reads), the mean,
+    the process limits and the point's class. A site of ``people`` budget holders at or below
+    the threshold publishes no monthly values: each would describe a handful of people."""
+    frame = c.control.get(key, (None,))[0]
+    columns = ["Value", "Mean", "Lower process limit", "Upper process limit", "Point"]
+    if frame is None or frame.empty:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="Month"))
+    if key == "new_holders":
+        fmt = policy.publish_count
+    elif SERIES[key][2]:
+        fmt = gbp
+    else:
+        fmt = lambda v: f"{v:.1f}"  # noqa: E731
+    few = not disclosure.enough(people, policy)
+    shown = pd.DataFrame({
+        "Value": [disclosure.SUPPRESSED if few else fmt(v) for v in frame["value"]],
+        "Mean": [disclosure.SUPPRESSED if few else fmt(v) for v in frame["mean"]],
+        "Lower process limit": [disclosure.SUPPRESSED if few else fmt(max(v, 0)) for v in frame["lcl"]],
+        "Upper process limit": [disclosure.SUPPRESSED if few else fmt(v) for v in frame["ucl"]],
+        "Point": frame["point_class"].astype(str).str.replace("_", " ").to_numpy(),
+    }, index=pd.to_datetime(frame["date"].astype(str)).dt.strftime("%Y-%m").to_numpy())
+    return shown
+
+
 def compare_all(national: pd.DataFrame, level: float = 0.95, codes: list[str] | None = None,
                 settings: CompareSettings | None = None) -> dict[str, SiteComparison]:
     """Every site (or those in ``codes``) against the comparator (England where national
@@ -312,6 +340,22 @@ def comparison_table(c: Compare, policy: disclosure.Policy = disclosure.DEFAULT)
         "Peers": [_fmt(v, u) if pd.notna(v) else "" for v, u in zip(t["peer_value"], t["unit"])],
         "Against peers": t["vs_peers"].to_numpy(),
     }, index=t["indicator"].to_numpy())
+
+
+def comparison_counts(c: Compare, policy: disclosure.Policy = disclosure.DEFAULT) -> pd.DataFrame:
+    """The numerator and denominator behind each indicator of :func:`comparison_table`, as the
+    downloads publish them: counts of people rounded (hidden where 1 to 7, or where the value
+    is), events and person-years as counted. Indexed by the indicator's name."""
+    t = c.comparisons
+    rows = []
+    for row in t.itertuples():
+        people_num, people_den = PEOPLE_COUNTS.get(row.key, (False, False))
+        if published_value(row, policy, c.level) is None:
+            rows.append((np.nan, np.nan))
+            continue
+        rows.append((float(policy.rounded(row.numerator)) if people_num else round(float(row.numerator), 1),
+                     float(policy.rounded(row.denominator)) if people_den else round(float(row.denominator), 1)))
+    return pd.DataFrame(rows, columns=["numerator", "denominator"], index=t["indicator"].to_numpy())
 
 
 def peer_table(c: Compare, site_names: dict[str, str] | None = None) -> pd.DataFrame:

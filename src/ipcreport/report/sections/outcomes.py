@@ -124,17 +124,22 @@ def _ci(est: O.Estimate | None, fmt="{:.3f}") -> str:
 
 def estimates_table(o: Outcomes, policy: disclosure.Policy) -> pd.DataFrame:
     """One row per headline outcome: the headline estimate (conditional DiD for hospital use,
-    ANCOVA for quality of life) with its interval, and the sensitivity rows: a model without
+    ANCOVA for quality of life) with its interval and the people behind it. The sensitivity
+    rows are in the appendix (:func:`sensitivity_table`)."""
+    return pd.DataFrame.from_dict({
+        LABELS[key]: {"Estimate (95% CI)": _ci(est), "People in model": policy.publish_count(est.n)}
+        for key, est in o.estimates.items()}, orient="index")
+
+
+def sensitivity_table(o: Outcomes) -> pd.DataFrame:
+    """The headline estimates beside their sensitivity rows, for the appendix: a model without
     person effects (hospital use) and the propensity-weighted estimate."""
-    rows = {}
-    for key, est in o.estimates.items():
-        rows[LABELS[key]] = {
+    return pd.DataFrame.from_dict({
+        LABELS[key]: {
             "Estimate (95% CI)": _ci(est),
             "Without person effects": _ci(o.results.crude.get(key)) if key in O.EVENT_OUTCOMES else "",
             "Weighted for differences at the start": _ci(o.results.adjusted.get(key)),
-            "People in model": policy.publish_count(est.n),
-        }
-    return pd.DataFrame.from_dict(rows, orient="index")
+        } for key, est in o.estimates.items()}, orient="index")
 
 
 def exits_table(o: Outcomes, policy: disclosure.Policy) -> pd.DataFrame:

@@ -15,15 +15,23 @@ def follow_up_table(o: Outcomes, policy: disclosure.Policy) -> pd.DataFrame:
     return pd.DataFrame({
         "Baseline questionnaires": disclosure.publish_counts(f["baseline"], policy, with_total=False),
         "With follow-up": disclosure.publish_counts(f["followed_up"], policy, with_total=False),
-        "Missing follow-up": [pct(m / b) if disclosure.enough(b, policy) else disclosure.SUPPRESSED
+        "Missing follow-up": [_share(disclosure.published_share(m, b, policy))
                               for m, b in zip(f["missing_follow_up"], f["baseline"])],
     }, index=f.index)
 
 
 def follow_up_shares(o: Outcomes, policy: disclosure.Policy) -> pd.Series:
+    """Shares followed up as published: from the rounded counts (so the share times the
+    published number of questionnaires gives back only the rounded count); groups too small
+    to describe left out."""
     f = o.follow_up
-    shown = f["baseline"].map(lambda n: disclosure.enough(n, policy)).astype(bool)
-    return (f["followed_up"] / f["baseline"])[shown]
+    shares = pd.Series([disclosure.published_share(n, b, policy) for n, b in zip(f["followed_up"], f["baseline"])],
+                       index=f.index, dtype=float)
+    return shares[f["baseline"].map(lambda n: disclosure.enough(n, policy)).astype(bool).to_numpy()]
+
+
+def _share(share: float | None) -> str:
+    return disclosure.SUPPRESSED if share is None else pct(share)
 
 
 def rows_sentence(row_counts: pd.Series, policy: disclosure.Policy) -> str:
