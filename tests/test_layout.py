@@ -71,3 +71,12 @@ def test_the_checker_sees_a_reaching_back_import(tmp_path):
     fake = PACKAGE / "analysis" / "money.py"
     lines = _imports(fake)
     assert any(target == "ipcreport.data.contract" for _, target in lines)
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    """pyproject.toml lists packages by name: a new folder left out installs without its code."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
