@@ -99,20 +99,15 @@ class _FolderSink:
             _write_small(self.folder / f"{name}.csv", name, rows)
 
 
-class _MemoryTable:
-    """The in-memory twin of :class:`_CsvTable`: same checks, keeps Arrow tables."""
+class _MemoryTable(_BlockTable):
+    """The in-memory twin of :class:`_CsvTable`: the same checks (it is its own writer), keeps Arrow tables."""
 
     def __init__(self, schema: pa.Schema):
-        self.schema = schema
         self.parts: list[pa.Table] = []
-        self.rows = 0
+        super().__init__(schema, writer=self)
 
-    def write(self, columns: dict[str, pa.Array]) -> None:
-        if set(columns) != set(self.schema.names):
-            raise ValueError(f"columns {sorted(columns)} are not the contract's {self.schema.names}")
-        table = pa.table(columns, schema=self.schema)
+    def write_table(self, table: pa.Table) -> None:
         self.parts.append(table)
-        self.rows += table.num_rows
 
     def close(self) -> None:
         pass
