@@ -65,21 +65,76 @@ def test_pooling_small_sites_recovers_the_true_effect():
                                 for r in rows)
 
 
+def _site_tables(t: dict, code: str) -> dict[str, pd.DataFrame]:
+    ids = t["people"].loc[t["people"]["site_code"] == code, "person_id"]
+    return {k: t[k][t[k]["person_id"].isin(ids)] for k in ("people", "events", "surveys")}
+
+
 def test_national_model_with_site_effects_recovers_the_common_effect():
     # six sites, one true rate ratio 0.8 everywhere: the model on all people covers it, and
-    # agrees with the random-effects pool of the sites' own estimates
+    # agrees with the random-effects pool of the sites' own (headline, weighted) estimates
     cfg = SynthConfig(sites=6, people=12000, seed=44, admissions_rr=0.8)
     t, _ = generate_tables(cfg)
     extract = pd.Timestamp(cfg.extract_date)
-    national = meta.national_model(t["people"], t["events"], extract)
+    codes = sorted(t["people"]["site_code"].unique())
+    parts = {code: meta.site_part(_site_tables(t, code), extract) for code in codes}
+    assert {p.which for p in parts.values()} == {"weighted"}
+    national = meta.national_model(pd.concat([p.rows.assign(site=c) for c, p in parts.items()]))
+    assert national.n == sum(p.estimate.n for p in parts.values())
     assert national.low < 0.8 < national.high and abs(np.log(national.value / 0.8)) < 0.1, national
-    rows = [{"site": code, **meta.site_estimate({k: t[k][t[k]["person_id"].isin(p["person_id"])]
-                                                 for k in ("people", "events")}, extract)}
-            for code, p in t["people"].groupby("site_code")]
-    frame = pd.DataFrame(rows).rename(columns={"admissions_log_irr": "log_irr", "admissions_log_irr_se": "se"})
+    frame = pd.DataFrame([{"site": c, **p.columns()} for c, p in parts.items()]).rename(
+        columns={"admissions_log_irr": "log_irr", "admissions_log_irr_se": "se"})
     pooled = meta.pool(frame)
     assert abs(np.log(national.value / pooled.value)) < 2 * national.se
     assert "national model" in meta.national_message(national, pooled) and "0.8" in meta.national_message(national, pooled)
+
+
+def test_site_part_is_the_estimate_the_site_briefing_headlines():
+    # the pool and the national model use what each briefing headlines (weighted where it fits)
+    from ipcreport.analysis import outcomes as O
+
+    cfg = SynthConfig(sites=2, people=3000, seed=7)
+    t, _ = generate_tables(cfg)
+    extract = pd.Timestamp(cfg.extract_date)
+    tables = _site_tables(t, sorted(t["people"]["site_code"].unique())[0])
+    which, head = O.headline_admissions(O.analyse_outcomes(tables["people"], tables["events"], tables["surveys"], extract))
+    part = meta.site_part(tables, extract)
+    assert (part.which, part.estimate.value, part.estimate.se) == (which, head.value, head.se)
+
+
+def _glm_with_site_dummies(rows: pd.DataFrame) -> tuple[float, float]:
+    """The national model the plain way, for comparison: statsmodels' binomial GLM on one row per
+    person with a dummy per site, then the robust sandwich on the dense design."""
+    import statsmodels.api as sm
+
+    rows = rows.loc[rows.index.repeat(rows["people"])].reset_index(drop=True)  # one row per person
+    rows = rows[rows["total"] > 0]
+    X = np.column_stack([pd.get_dummies(rows["site"], dtype=float).to_numpy(), rows["ipc"].to_numpy()])
+    y1, total, w = rows["y1"].to_numpy(), rows["total"].to_numpy(), rows["weight"].to_numpy()
+    fit = sm.GLM(np.column_stack([y1, total - y1]), X, family=sm.families.Binomial(), offset=rows["offset"].to_numpy(),
+                 var_weights=w).fit()
+    p = np.asarray(fit.mu)
+    resid, slope = w * (y1 - total * p), w * total * p * (1 - p)
+    bread = np.linalg.inv((X * slope[:, None]).T @ X)
+    meat = (X * resid[:, None]).T @ (X * resid[:, None])
+    V = bread @ meat @ bread * len(rows) / (len(rows) - 1)
+    return float(fit.params[-1]), float(np.sqrt(V[-1, -1]))
+
+
+def test_national_model_matches_statsmodels_glm_with_site_dummies():
+    # three sites of made-up rows with weights, offsets and merged duplicate people: the
+    # per-site Newton fit gives statsmodels' coefficient and the dense sandwich's error
+    rng = np.random.default_rng(3)
+    n = 900
+    rows = pd.DataFrame({"site": rng.choice(["A", "B", "C"], n), "ipc": rng.integers(0, 2, n).astype(float),
+                         "total": rng.integers(0, 5, n).astype(float),
+                         "offset": np.log(rng.choice([1.0, 0.5, 0.8], n)), "weight": rng.uniform(0.3, 2.0, n),
+                         "people": rng.integers(1, 4, n)})
+    rows["y1"] = rng.binomial(rows["total"].astype(int), 0.4 + 0.1 * rows["ipc"]).astype(float)
+    est = meta.national_model(rows)
+    beta, se = _glm_with_site_dummies(rows)
+    assert np.log(est.value) == pytest.approx(beta, abs=1e-9) and est.se == pytest.approx(se, rel=1e-9)
+    assert est.n == rows["people"].sum()
 
 
 def test_national_model_site_terms_absorb_site_specific_trends_by_hand():
@@ -100,5 +155,6 @@ def test_national_model_site_terms_absorb_site_specific_trends_by_hand():
                 events.append({"person_id": pid, "event_date": pd.Timestamp("2024-03-01") + pd.Timedelta(days=d),
                                "event_type": "emergency_admission", "bed_days": 1, "cost": 1.0})
     people = pd.DataFrame(rows)
-    est = meta.national_model(people, pd.DataFrame(events), pd.Timestamp("2026-09-30"))
+    tables = {s: {"people": people[people["site_code"] == s], "events": pd.DataFrame(events)} for s in ("A", "B")}
+    est = meta.national_model_of_sites(tables.values(), pd.Timestamp("2026-09-30"))
     assert 0.5 < est.value < 1.0 and est.low < est.value < est.high

@@ -239,6 +239,12 @@ def test_the_duckdb_engine_gives_the_same_build_inputs(small_dataset, tmp_path):
     strip = lambda inputs: {k: ({c: p["sha256"] for c, p in v.items()} if k == "partitions" else v)  # noqa: E731
                             for k, v in inputs.items() if k in same}
     assert strip(by_duckdb) == strip(by_pandas)
+    # the overview's national model from the rows the build kept = the same model fitted on the
+    # dataset folder one site at a time (an analyst's run)
+    from ipcreport.report.overview import national_model
+    from_rows, by_hand = national_model(small_dataset, rows_path=by_duckdb["national_model_rows"]), national_model(small_dataset)
+    assert from_rows.available and (from_rows.value, from_rows.se, from_rows.n) == (
+        pytest.approx(by_hand.value, rel=1e-12), pytest.approx(by_hand.se, rel=1e-12), by_hand.n)
     bad = tmp_path / "bad"
     import shutil
     shutil.copytree(small_dataset, bad)

@@ -7,6 +7,7 @@ its polarity (whether higher is better, worse, or neither) and its multiplier fo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -86,18 +87,25 @@ def site_context(tables: dict[str, pd.DataFrame]) -> dict:
             "population": int(site["population"]), "imd_score": site["imd_score"]}
 
 
-def national_table(site_tables: list[dict[str, pd.DataFrame]], extract_date: pd.Timestamp, months: int = 12) -> pd.DataFrame:
+def national_table(site_tables: Iterable[dict[str, pd.DataFrame]], extract_date: pd.Timestamp, months: int = 12,
+                   model_rows: list[pd.DataFrame] | None = None) -> pd.DataFrame:
     """Every site's indicators with the context peer groups need: long form, one row per
     site and indicator (site_code, site_name, region, population, imd_score, indicator,
-    numerator, denominator)."""
-    from .meta import site_estimate  # each site's admissions estimate, so a briefing can quote the pooled one
+    numerator, denominator), and each site's headline admissions estimate for the pool.
+
+    ``site_tables`` is read one site at a time (a generator keeps one site in memory);
+    ``model_rows``, when given, receives each site's rows of the national model
+    (:func:`ipcreport.analysis.meta.model_rows`, with a ``site`` column)."""
+    from .meta import site_part  # each site's admissions estimate, so a briefing can quote the pooled one
 
     frames = []
     for tables in site_tables:
         context = site_context(tables)
-        frames.append(site_indicators(tables, extract_date, months).assign(**{k: v for k, v in context.items()
-                                                                              if k != "site_code"},
-                                                                           **site_estimate(tables, extract_date)))
+        part = site_part(tables, extract_date)
+        if model_rows is not None:
+            model_rows.append(part.rows.assign(site=context["site_code"]))
+        frames.append(site_indicators(tables, extract_date, months).assign(
+            **{k: v for k, v in context.items() if k != "site_code"}, **part.columns()))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
@@ -53,13 +52,64 @@ class Pooled:
         return len(self.sites)
 
 
+@dataclass(frozen=True)
+class SitePart:
+    """One site's part of the national answer: its headline admissions estimate (for the
+    pool) and its rows of the national model (:func:`model_rows`)."""
+
+    estimate: O.Estimate
+    which: str  # "weighted" or "conditional": the estimate the site's briefing headlines
+    rows: pd.DataFrame
+
+    def columns(self) -> dict[str, float | int | None]:
+        """The estimate as the national indicator table carries it."""
+        est = self.estimate
+        return {"admissions_log_irr": float(np.log(est.value)) if est.available else None,
+                "admissions_log_irr_se": est.se if est.available else None, "admissions_people": est.n}
+
+
+def site_part(tables: dict[str, pd.DataFrame], extract_date: pd.Timestamp) -> SitePart:
+    """One site's headline admissions estimate, computed as its briefing computes it (the
+    conditional DiD, propensity-weighted wherever the propensity model fits:
+    :func:`ipcreport.analysis.outcomes.preferred`), and its national-model rows with the
+    same weights."""
+    people, events = tables["people"], tables["events"]
+    event_type, measure = O.EVENT_OUTCOMES["admissions"]
+    panel = O.before_after_panel(people, events, event_type, pd.Timestamp(extract_date), measure)
+    surveys = tables.get("surveys")
+    propensity = None if surveys is None else O.propensity_model(O.person_covariates(people, events, surveys))
+    weighted = O.conditional_rate_ratio(panel, propensity) if propensity is not None else None
+    which = O.preferred(None, weighted)
+    if which == "weighted":
+        return SitePart(weighted, which, model_rows(panel, propensity))
+    return SitePart(O.conditional_rate_ratio(panel), which, model_rows(panel))
+
+
 def site_estimate(tables: dict[str, pd.DataFrame], extract_date: pd.Timestamp) -> dict[str, float | None]:
     """One site's headline admissions estimate as pooling needs it: log rate ratio, its
     standard error, and the people in the model (None where the site has no estimate)."""
-    panel = O.before_after_panel(tables["people"], tables["events"], "emergency_admission", pd.Timestamp(extract_date))
-    est = O.conditional_rate_ratio(panel)
-    return {"admissions_log_irr": float(np.log(est.value)) if est.available else None,
-            "admissions_log_irr_se": est.se if est.available else None, "admissions_people": est.n}
+    return site_part(tables, extract_date).columns()
+
+
+def model_rows(panel: pd.DataFrame, weights: "O.PropensityModel | pd.Series | None" = None) -> pd.DataFrame:
+    """What the national model needs of one site, and nothing more: per person with both
+    windows, ipc, after-window count y1, two-window total, offset log(t1/t0) and weight; people
+    whose rows are identical are merged into one row with a count (``people``), so the table
+    holds no identifiers and shrinks where follow-up is complete. People with no events in either
+    window carry no information: they are kept only as a count per group."""
+    pairs = O.did._person_pairs(panel)
+    weight = np.ones(len(pairs)) if weights is None else O.balance._person_weights(pairs, weights)[0]
+    total = (pairs["y0"] + pairs["y1"]).to_numpy(dtype=float)
+    informative = total > 0
+    rows = pd.DataFrame({
+        "ipc": pairs["ipc"].to_numpy(dtype=float), "y1": pairs["y1"].to_numpy(dtype=float), "total": total,
+        "offset": np.where(informative, np.log(pairs["t1"].to_numpy(dtype=float) / pairs["t0"].to_numpy(dtype=float)),
+                           0.0),
+        "weight": np.where(informative, weight, 1.0)})
+    return rows.groupby(list(MODEL_COLUMNS), as_index=False, sort=False).size().rename(columns={"size": "people"})
+
+
+MODEL_COLUMNS = ("ipc", "y1", "total", "offset", "weight")
 
 
 def pool(frame: pd.DataFrame, site: str = "site", log_irr: str = "log_irr", se: str = "se") -> Pooled | None:
@@ -131,42 +181,72 @@ def messages(pooled: Pooled | None) -> list[str]:
     return out
 
 
-def national_model(people: pd.DataFrame, events: pd.DataFrame, extract_date: pd.Timestamp,
-                   site: str = "site_code") -> O.Estimate:
+def national_model(rows: pd.DataFrame, site: str = "site", max_iterations: int = 100) -> O.Estimate:
     """One model on every site's people: the conditional (person fixed-effect) Poisson
     difference in differences with a site x period term for each site and one common budget
-    effect.
+    effect, fitted on the sites' :func:`model_rows` stacked (a ``site`` column beside them).
 
     As in :func:`ipcreport.analysis.outcomes.conditional_rate_ratio`, each person's after-window
     count given their two-window total is binomial; its log-odds are log(t1/t0) + a_site +
     b x budget holder, so every site has its own before-to-after change (the site x period
     terms; person and site levels cancel) and exp(b) is the IRR common to all sites, weighted
-    by information (a fixed-effect answer, beside the random-effects pool). Robust sandwich
-    errors, one row per person, with the same n/(n-1) factor as the site model."""
-    panel = O.before_after_panel(people, events, "emergency_admission", pd.Timestamp(extract_date))
-    if (few := O.did._too_few(panel, O.MIN_PEOPLE_PER_GROUP, O.MIN_EVENTS_PER_CELL)) is not None:
-        return few
-    pairs = O.did._person_pairs(panel).merge(people[["person_id", site]], on="person_id")
-    n = len(pairs)
-    pairs = pairs[(pairs["y0"] + pairs["y1"]) > 0]
-    sites = pd.get_dummies(pairs[site].astype(str), dtype=float)
-    X = np.column_stack([sites.to_numpy(), pairs["ipc"].to_numpy(dtype=float)])
-    y1, total = pairs["y1"].to_numpy(dtype=float), (pairs["y0"] + pairs["y1"]).to_numpy(dtype=float)
-    offset = np.log(pairs["t1"].to_numpy(dtype=float) / pairs["t0"].to_numpy(dtype=float))
-    try:
-        fit = sm.GLM(np.column_stack([y1, total - y1]), X, family=sm.families.Binomial(), offset=offset).fit()
-        p = np.asarray(fit.mu, dtype=float)
-        resid, slope = y1 - total * p, total * p * (1 - p)
-        bread = np.linalg.inv((X * slope[:, None]).T @ X)
-        meat = (X * resid[:, None]).T @ (X * resid[:, None])
-    except (np.linalg.LinAlgError, ValueError) as err:  # pragma: no cover - degenerate data
-        return O.Estimate(None, n=n, reason=f"the model could not be fitted ({err})")
-    V = bread @ meat @ bread * len(pairs) / (len(pairs) - 1)
-    beta, se = float(fit.params[-1]), float(np.sqrt(V[-1, -1]))
-    if not np.isfinite(beta) or not np.isfinite(se) or se == 0:
+    by information (a fixed-effect answer, beside the random-effects pool). People carry their
+    own site's propensity weights, taken as known here (the site models also carry the
+    uncertainty of the weights; the pool uses those). Robust sandwich errors, one row per
+    person, with the same n/(n-1) factor as the site model.
+
+    Fitted by Newton's method on per-site sums: the Hessian is a diagonal block for the site
+    terms bordered by one row for b, so each step costs one pass over the rows whatever the
+    number of sites (a design matrix of site dummies at 5 million people would not fit in
+    memory). It gives the same estimate as statsmodels' GLM with site dummies (tests/test_meta)."""
+    n = int(rows["people"].sum()) if len(rows) else 0
+    rows = rows[rows["total"] > 0]
+    # a site whose events all fall in one window has an infinite site term and says nothing of b
+    share = rows.groupby(site)["y1"].transform("sum") / rows.groupby(site)["total"].transform("sum")
+    rows = rows[(share > 0) & (share < 1)]
+    ipc = rows["ipc"].to_numpy(dtype=float)
+    if len(rows) < 3 or ipc.min() == ipc.max():
+        return O.Estimate(None, n=n, reason="too few people with events in either window in both groups")
+    index, labels = pd.factorize(rows[site])
+    y1, total, offset = (rows[c].to_numpy(dtype=float) for c in ("y1", "total", "offset"))
+    c = rows["people"].to_numpy(dtype=float) * rows["weight"].to_numpy(dtype=float)  # likelihood weight of a row
+    k = len(labels)
+    sums = lambda v: np.bincount(index, weights=v, minlength=k)  # noqa: E731 - a per-site sum
+    a = np.log(sums(c * y1) / sums(c * (total - y1))) - sums(c * offset) / sums(c)  # start near the answer
+    b = 0.0
+    for _ in range(max_iterations):
+        p = 1 / (1 + np.exp(-(offset + a[index] + b * ipc)))
+        resid, slope = y1 - total * p, c * total * p * (1 - p)
+        g_a, g_b = sums(c * resid), float((c * resid * ipc).sum())
+        d, e, h_b = sums(slope), sums(slope * ipc), float((slope * ipc).sum())
+        schur = h_b - float((e**2 / d).sum())
+        step_b = (g_b - float((e * g_a / d).sum())) / schur
+        step_a = (g_a - e * step_b) / d
+        a, b = a + step_a, b + step_b
+        if max(abs(step_b), float(np.abs(step_a).max())) < 1e-10:
+            break
+    else:  # pragma: no cover - Newton on this concave likelihood converges in a handful of steps
+        return O.Estimate(None, n=n, reason="the model did not converge")
+    p = 1 / (1 + np.exp(-(offset + a[index] + b * ipc)))
+    slope, score2 = c * total * p * (1 - p), rows["people"].to_numpy(dtype=float) * (
+        rows["weight"].to_numpy(dtype=float) * (y1 - total * p)) ** 2
+    d, e, h_b = sums(slope), sums(slope * ipc), float((slope * ipc).sum())
+    schur = h_b - float((e**2 / d).sum())
+    # the b row of the inverse Hessian, then that row's quadratic form with the meat
+    u_a, u_b = -e / (d * schur), 1 / schur
+    m_aa, m_ab, m_bb = sums(score2), sums(score2 * ipc), float((score2 * ipc).sum())
+    people = rows["people"].sum()
+    var = (u_b**2 * m_bb + 2 * u_b * float((u_a * m_ab).sum()) + float((u_a**2 * m_aa).sum())) * people / (people - 1)
+    se = float(np.sqrt(var))
+    if not np.isfinite(b) or not np.isfinite(se) or se == 0:
         return O.Estimate(None, n=n, reason="the model did not give a finite estimate")
-    return O.Estimate(float(np.exp(beta)), float(np.exp(beta - Z95 * se)), float(np.exp(beta + Z95 * se)), n=n,
-                      se=se)
+    return O.Estimate(float(np.exp(b)), float(np.exp(b - Z95 * se)), float(np.exp(b + Z95 * se)), n=n, se=se)
+
+
+def national_model_of_sites(site_tables, extract_date: pd.Timestamp) -> O.Estimate:
+    """:func:`national_model` on sites' tables (an iterable of dicts of frames, one site each)."""
+    parts = [site_part(t, extract_date).rows.assign(site=t["people"]["site_code"].iloc[0]) for t in site_tables]
+    return national_model(pd.concat(parts, ignore_index=True))
 
 
 def national_message(national: O.Estimate | None, pooled: Pooled | None) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .. import __version__
-from ..data.files import read_json, sha256_files, sha256_json, write_json_atomic
+from ..data.files import read_json, sha256_bytes, sha256_files, sha256_json, write_json_atomic
 from .cache import key_of, notebook_fingerprint, package_fingerprint, read_key, stale_reasons
 from .jobs import (KEY_FILE, RENDERED, BuildInterrupted, DaskExecutor, LocalExecutor, NotebookJob, StageResult,
                    reuse)
@@ -98,10 +98,13 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
     months = params.settings["reporting_months"]
     cached = read_json(work / "data" / INPUTS_FILE)
     if cached and cached["dataset_sha256"] == identity and cached["reporting_months"] == months \
-            and all(Path(p["folder"]).is_dir() for p in cached["partitions"].values()):
+            and all(Path(p["folder"]).is_dir() for p in cached["partitions"].values()) \
+            and Path(cached.get("national_model_rows", "")).is_file():
         params.check_sites([site["site_code"] for site in cached["sites"]])
         return cached  # the same bytes were validated and partitioned before
     on_work()
+
+    import pandas as pd
 
     from ..analysis.indicators import national_table
     from ..report.disclosure import Policy
@@ -113,7 +116,11 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
     else:
         dataset, partitions, site_tables_of, scratch = _partition_with_pandas(dataset_path, work, write, params)
     meta = dataset.meta
-    national = national_table([site_tables_of(code) for code in dataset.site_codes], meta.extract_date, months)
+    model_rows: list = []  # each site's rows of the national model, for the overview
+    national = national_table((site_tables_of(code) for code in dataset.site_codes), meta.extract_date, months,
+                              model_rows)
+    model_rows = pd.concat(model_rows, ignore_index=True)
+    rows_sha256 = sha256_bytes(pd.util.hash_pandas_object(model_rows, index=False).to_numpy().tobytes())
     comparisons = compare_all(national)
     sites = dataset.tables["sites"]
     inputs = {
@@ -132,13 +139,15 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
                   for c, n, r in zip(sites["site_code"], sites["site_name"], sites["region"])],
         "partitions": partitions,
         "national_csv": str(work / "data" / "national.csv"),
-        "national_sha256": sha256_json(national.round(9).to_dict("records")),
+        "national_sha256": sha256_json([national.round(9).to_dict("records"), rows_sha256]),
+        "national_model_rows": str(work / "data" / "national_model.parquet"),
         "fingerprints": {code: fingerprint(comparisons.get(code)) for code in dataset.site_codes},
     }
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
     if write:
         national.to_csv(inputs["national_csv"], index=False)
+        model_rows.to_parquet(inputs["national_model_rows"], index=False)
         write_json_atomic(work / "data" / INPUTS_FILE, inputs)  # last: marks the inputs complete
     return inputs
 
@@ -251,6 +260,7 @@ def overview_job(plan: Plan, results: list[StageResult], params: RunParams, work
         parameters={"metrics_dir": str(work / "sites"), "sites": [r.key for r in ok],
                     "output_dir": str(work / ".overview.partial"), "params_file": params.source,
                     "run_date": plan.run_date, "link_sites": True, "national_path": plan.inputs["national_csv"],
+                    "national_model_path": plan.inputs["national_model_rows"],
                     "history_path": str(history_path) if history_path else None,
                     "suppress_threshold": params.settings["suppress_threshold"], "rounding": params.settings["rounding"],
                     "national_values": params.settings["national_values"], "synthetic": plan.inputs["synthetic"]},

@@ -35,15 +35,18 @@ def metrics_from_dataset(data_path: str | Path, settings: Settings = Settings())
     return pd.DataFrame(rows)
 
 
-def national_model(data_path: str | Path, sites: list[str] | None = None):
+def national_model(data_path: str | Path, sites: list[str] | None = None, rows_path: str | Path | None = None):
     """The national model with site effects (:func:`ipcreport.analysis.meta.national_model`) on
-    every person's records in a dataset, or on the named sites'."""
+    every site's people, or the named sites': from the rows a build wrote (``rows_path``, a few
+    numbers per person, so the overview never holds the nation's records), else computed from
+    the dataset one site at a time."""
+    if rows_path:
+        rows = pd.read_parquet(rows_path)
+        return meta.national_model(rows if sites is None else rows[rows["site"].isin(sites)])
     dataset = load_dataset(data_path)
-    people, events = dataset["people"], dataset["events"]
-    if sites is not None:
-        people = people[people["site_code"].isin(sites)]
-        events = events[events["person_id"].isin(people["person_id"])]
-    return meta.national_model(people, events, pd.Timestamp(dataset.meta.extract_date))
+    codes = [c for c in dataset.site_codes if sites is None or c in sites]
+    return meta.national_model_of_sites((site_data(dataset, c).tables for c in codes),
+                                        pd.Timestamp(dataset.meta.extract_date))
 
 
 FUNNEL_INDICATORS = ("direct_payment_share", "under_70_share", "follow_up_share", "emergency_rate")

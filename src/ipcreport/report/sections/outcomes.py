@@ -37,11 +37,19 @@ class Outcomes:
 
     @property
     def estimates(self) -> dict[str, O.Estimate]:
-        return {key: self.results.estimates[key] for key in LABELS}
+        """The estimate the briefing headlines for each outcome: for hospital use the
+        conditional DiD, propensity-weighted wherever the propensity model fits
+        (:func:`ipcreport.analysis.outcomes.preferred`); for quality of life the ANCOVA."""
+        return {key: headline(self.results, key) for key in LABELS}
 
     @property
     def follow_up(self) -> pd.DataFrame:
         return self.results.completeness
+
+
+def headline(results: O.OutcomeResults, key: str) -> O.Estimate:
+    """The estimate the briefing (its sentences, tables, metrics and the national pool) uses."""
+    return O.headline_admissions(results, key)[1] if key in O.EVENT_OUTCOMES else results.estimates[key]
 
 
 def compute(data: SiteData, metrics: Metrics) -> Outcomes:
@@ -51,14 +59,16 @@ def compute(data: SiteData, metrics: Metrics) -> Outcomes:
     economics = E.analyse_economics(people, data["budgets"], events, surveys, data.extract_date, spend=data["spend"],
                                     services=services)
     for key, suffix in (("admissions", "_irr"), ("bed_days", "_irr"), ("ascot", "_diff"), ("eq5d", "_diff")):
-        _record(metrics, key + suffix, results.estimates[key])  # the headline: conditional DiD / ANCOVA
+        _record(metrics, key + suffix, headline(results, key))  # what the briefing headlines
+        if key in O.EVENT_OUTCOMES:  # each person against themselves, unweighted
+            _record(metrics, key + suffix + "_conditional", results.estimates[key])
         if key in results.adjusted:
             _record(metrics, key + suffix + "_weighted", results.adjusted[key])
         if key in results.crude:
             _record(metrics, key + suffix + "_crude", results.crude[key])
-    adm = results.estimates["admissions"]
+    adm = headline(results, "admissions")
     metrics.record("admissions_irr_log_se", adm.se)  # for pooling sites (national overview)
-    metrics.record("admissions_mde_irr", results.minimum_detectable("admissions"))
+    metrics.record("admissions_mde_irr", O.minimum_detectable_ratio(adm.se) if adm.se else None)
     metrics.record("admissions_estimate_to_believe",  # the one the briefing's sentence points to
                    O.preferred(adm, results.adjusted.get("admissions"), results.balance))
     if results.pre_trend is not None:
@@ -123,22 +133,25 @@ def _ci(est: O.Estimate | None, fmt="{:.3f}") -> str:
 
 
 def estimates_table(o: Outcomes, policy: disclosure.Policy) -> pd.DataFrame:
-    """One row per headline outcome: the headline estimate (conditional DiD for hospital use,
-    ANCOVA for quality of life) with its interval and the people behind it. The sensitivity
-    rows are in the appendix (:func:`sensitivity_table`)."""
+    """One row per headline outcome: the estimate the briefing headlines (:attr:`Outcomes.estimates`)
+    with its interval and the people behind it. The sensitivity rows are in the appendix
+    (:func:`sensitivity_table`)."""
     return pd.DataFrame.from_dict({
         LABELS[key]: {"Estimate (95% CI)": _ci(est), "People in model": policy.publish_count(est.n)}
         for key, est in o.estimates.items()}, orient="index")
 
 
 def sensitivity_table(o: Outcomes) -> pd.DataFrame:
-    """The headline estimates beside their sensitivity rows, for the appendix: a model without
-    person effects (hospital use) and the propensity-weighted estimate."""
+    """The headline estimates beside their sensitivity rows, for the appendix: for hospital use
+    each person against themselves without weights and a model without person effects; for
+    quality of life the propensity-weighted ANCOVA."""
+    r = o.results
     return pd.DataFrame.from_dict({
         LABELS[key]: {
-            "Estimate (95% CI)": _ci(est),
-            "Without person effects": _ci(o.results.crude.get(key)) if key in O.EVENT_OUTCOMES else "",
-            "Weighted for differences at the start": _ci(o.results.adjusted.get(key)),
+            "Headline (95% CI)": _ci(est),
+            "Each person against themselves, unweighted": _ci(r.estimates[key]) if key in O.EVENT_OUTCOMES else "",
+            "Without person effects": _ci(r.crude.get(key)) if key in O.EVENT_OUTCOMES else "",
+            "Weighted for differences at the start": _ci(r.adjusted.get(key)),
         } for key, est in o.estimates.items()}, orient="index")
 
 
