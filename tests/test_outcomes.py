@@ -695,11 +695,19 @@ def test_cost_truth_is_recovered_and_no_nmb_without_services(cost_truth_data):
                                            / ce.n_ipc, rel=0.02)  # the same people, education apart
     assert set(ce.nmb_ascot) == set(ce.nmb) and all(v.available for v in ce.nmb_ascot.values())
     assert ce.icer is None or ce.d_qaly.low > 0 or ce.d_qaly.high < 0
+    # the break-even's interval covers the fall the true outside cost (budget spend plus the
+    # services it replaced) would need, over the same emergency cost
+    panel = E.economic_panel(t["people"], t["budgets"], t["events"], t["surveys"], extract, spend=t["spend"],
+                             services=t["services"])
+    be = ce.break_even
+    outside = truth["economics"]["budget_spend"] + truth["economics"]["services_replaced"]
+    true_fall = outside * E._per_year(panel, panel["ipc"].to_numpy() == 1) / be.emergency_cost
+    assert be.low < be.fall < be.high and be.low < true_fall < be.high, (be, true_fall)
     without = E.analyse_economics(t["people"], t["budgets"], t["events"], t["surveys"], extract, spend=t["spend"],
                                   services=t["services"].iloc[0:0], n_boot=50)
     words = " ".join(without.messages())
     assert not without.comparable and "no services table" in words and "net monetary benefit is" not in words
-    assert "Break-even" in words and without.break_even.fall > 0
+    assert "Break-even" in words and without.break_even.fall > 0 and without.break_even.low is None
 
 
 def test_fast_paths_give_the_same_numbers_as_the_plain_computations():

@@ -362,11 +362,22 @@ class BreakEven:
     emergency_cost: float  # budget holders' emergency admission cost per person-year, year before they started
     cost_per_admission: float | None
     net_of_services: bool  # cost_to_recover is budget + services minus the comparison group's (else gross budget)
+    # 95% percentile interval of the fall, from the same bootstrap resamples as the costs (with a
+    # services table; without one the cost to recover is the budget spend itself)
+    low: float | None = None
+    high: float | None = None
 
     @property
     def fall(self) -> float | None:
         """Fall in emergency admissions needed, as a share (above 1: even none would not pay)."""
         return self.cost_to_recover / self.emergency_cost if self.emergency_cost > 0 else None
+
+    def interval_words(self) -> str:
+        """The fall's interval, e.g. "-12% to 85%", saying what a fall below zero means."""
+        text = f"{self.low:.0%} to {self.high:.0%}"
+        if self.low < 0:
+            text += ", below zero where budgets cost less than usual care outside hospital"
+        return text
 
     @property
     def admissions(self) -> float | None:
@@ -442,17 +453,19 @@ class CostEffectiveness:
         be = self.break_even
         if be is not None and be.fall is not None:
             what = "the extra cost outside hospital" if be.net_of_services else "the whole budget spend"
+            spread = f" (95% interval {be.interval_words()})" if be.low is not None else ""
             if be.fall > 1:
                 out.append(f"Break-even: to pay for {what} ({_gbp(be.cost_to_recover)} a year) emergency admissions "
-                           f"would have to fall by more than they cost ({be.fall:.0%} of {_gbp(be.emergency_cost)} a "
-                           "year per budget holder): hospital savings alone cannot pay for budgets here.")
+                           f"would have to fall by more than they cost ({be.fall:.0%}{spread} of "
+                           f"{_gbp(be.emergency_cost)} a year per budget holder): hospital savings alone cannot pay "
+                           "for budgets here.")
             elif be.cost_to_recover <= 0:
                 out.append("Break-even: budgets cost no more than usual care outside hospital, so they pay for "
                            "themselves without any fall in emergency admissions.")
             else:
-                per_person = f" ({be.admissions:.2f} admissions per budget holder a year)" if be.admissions else ""
-                out.append(f"Break-even: emergency admissions would have to fall by {be.fall:.0%}{per_person} to pay "
-                           f"for {what} ({_gbp(be.cost_to_recover)} a year).")
+                per_person = f", {be.admissions:.2f} admissions per budget holder a year," if be.admissions else ""
+                out.append(f"Break-even: emergency admissions would have to fall by {be.fall:.0%}{spread}{per_person} "
+                           f"to pay for {what} ({_gbp(be.cost_to_recover)} a year).")
         return out
 
     def _value_messages(self) -> list[str]:
@@ -486,21 +499,46 @@ def _estimate(point: float, draws: np.ndarray, n: int) -> Estimate:
     return Estimate(float(point), float(lo), float(hi), n=int(n))
 
 
-def _break_even(panel: pd.DataFrame, ipc: np.ndarray, has_services: bool, adjust: bool) -> BreakEven | None:
-    """Break-even fall in emergency admissions (see the module docstring)."""
+def _outside_cost(panel: pd.DataFrame, adjust: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Cost outside hospital (budget plus outside services) and its adjustment design."""
+    outside = (panel["budget_cost"] + panel["services_cost"]).to_numpy(dtype=float)
+    X = _design(panel, ("baseline_services_cost", "prior_service_cost")) if adjust else np.ones((len(panel), 1))
+    return outside, X
+
+
+def _per_year(panel: pd.DataFrame, ipc: np.ndarray) -> float:
+    """Factor from cost over the follow-up to a year's worth per budget holder."""
+    years = panel.loc[ipc, "days"].sum() / 365.0
+    return len(panel.loc[ipc]) / years if years > 0 else 1.0
+
+
+def _break_even_draws(panel: pd.DataFrame, ipc: np.ndarray, adjust: bool, W: np.ndarray) -> np.ndarray:
+    """The break-even fall in each resample of ``W`` (cost to recover over the emergency cost,
+    both from the resample)."""
+    outside, X = _outside_cost(panel, adjust)
+    emergency = panel["baseline_emergency_cost"].to_numpy(dtype=float)[ipc]
+    wi = W[:, ipc]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return att_difference(outside, X, ipc, W) * _per_year(panel, ipc) / (wi @ emergency / wi.sum(axis=1))
+
+
+def _break_even(panel: pd.DataFrame, ipc: np.ndarray, has_services: bool, adjust: bool,
+                draws: np.ndarray | None = None) -> BreakEven | None:
+    """Break-even fall in emergency admissions (see the module docstring); with a services table
+    its 95% percentile interval from ``draws`` (:func:`_break_even_draws` over the cost bootstrap)."""
     if not ipc.any():
         return None
-    outside = (panel["budget_cost"] + panel["services_cost"]).to_numpy(dtype=float)
     if has_services:
-        X = _design(panel, ("baseline_services_cost", "prior_service_cost")) if adjust else np.ones((len(panel), 1))
+        outside, X = _outside_cost(panel, adjust)
         cost = float(att_difference(outside, X, ipc)[0])
     else:
         cost = float(panel.loc[ipc, "budget_cost"].mean())
-    years = panel.loc[ipc, "days"].sum() / 365.0
-    per_year = cost * len(panel.loc[ipc]) / years if years > 0 else cost  # a year's worth per budget holder
+    low = high = None
+    if has_services and draws is not None and np.isfinite(draws).any():
+        low, high = (float(v) for v in np.nanpercentile(draws[np.isfinite(draws)], [2.5, 97.5]))
     emergency = float(panel.loc[ipc, "baseline_emergency_cost"].mean())  # the 365 days before: a year
-    admissions = panel.attrs.get("cost_per_admission")
-    return BreakEven(per_year, emergency, admissions, has_services)
+    return BreakEven(cost * _per_year(panel, ipc), emergency, panel.attrs.get("cost_per_admission"), has_services,
+                     low, high)
 
 
 def cost_effectiveness(panel: pd.DataFrame, n_boot: int = N_BOOT, seed: int = SEED,
@@ -545,11 +583,14 @@ def cost_effectiveness(panel: pd.DataFrame, n_boot: int = N_BOOT, seed: int = SE
     enough["crude"] = True
     rng = np.random.default_rng(seed)
     draws = {k: [] for k in outcomes}
+    break_even_draws = []
     for start in range(0, n_boot, _CHUNK):
         W = _resample_counts(ipc, min(_CHUNK, n_boot - start), rng)
         for k, (y, X) in outcomes.items():
             if enough[k]:
                 draws[k].append(att_difference(y, X, ipc, W))
+        if has_services:
+            break_even_draws.append(_break_even_draws(panel, ipc, adjust, W))
     draws = {k: (np.concatenate(v) if v else np.full(n_boot, np.nan)) for k, v in draws.items()}
     points = {k: float(att_difference(y, X, ipc)[0]) if enough[k] else None for k, (y, X) in outcomes.items()}
     d_cost_crude = _estimate(points.pop("crude"), draws.pop("crude"), n_ipc + n_comp)
@@ -580,7 +621,7 @@ def cost_effectiveness(panel: pd.DataFrame, n_boot: int = N_BOOT, seed: int = SE
         q = est["d_qaly"]
         if q.low > 0 or q.high < 0:  # no ICER where the QALY difference cannot be told from zero
             ratio, quadrant = icer(points["d_cost"], points["d_qaly"])
-    be = _break_even(panel, ipc, has_services, adjust)
+    be = _break_even(panel, ipc, has_services, adjust, np.concatenate(break_even_draws) if break_even_draws else None)
     budget = float(panel.loc[ipc, "budget_cost"].mean())
     education = float(panel.loc[ipc, "education_cost"].mean())
     return CostEffectiveness(n_ipc, n_comp, n_qaly, costs, est["d_cost"], d_cost_crude, est["d_qaly"],

@@ -97,6 +97,8 @@ def _record_economics(metrics: Metrics, economics: E.CostEffectiveness) -> None:
     metrics.record("budget_cost_per_holder", economics.budget_cost)
     be = economics.break_even
     metrics.record("break_even_admissions_fall", be.fall if be is not None else None)
+    metrics.update({"break_even_admissions_fall_low": be.low if be is not None else None,
+                    "break_even_admissions_fall_high": be.high if be is not None else None})
     if not economics.comparable:
         metrics.note(f"cost_difference, nmb: not estimated: {E.NO_SERVICES}")
         return
@@ -269,7 +271,8 @@ def value_table(o: Outcomes) -> pd.DataFrame:
         rows["Extra cost, net monetary benefit"] = f"not shown: {E.NO_SERVICES}"
     be = e.break_even
     if be is not None and be.fall is not None:
-        rows["Fall in emergency admissions to break even"] = f"{be.fall:.0%}"
+        rows["Fall in emergency admissions to break even"] = f"{be.fall:.0%}" + (
+            f" ({be.low:.0%} to {be.high:.0%})" if be.low is not None else "")
     return pd.DataFrame({"Value (95% CI)": rows})
 
 
