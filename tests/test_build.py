@@ -47,6 +47,18 @@ def test_index_links_every_format_of_every_site_and_the_overview(built, small_da
         assert (report / href).stat().st_size > 5_000, href
 
 
+def test_overview_links_each_site_name_to_its_briefing(built, small_dataset):
+    # the site table's names are links, not Markdown printed as text (pandas 3 once dropped the
+    # link's type, so the brackets were escaped and showed on the page)
+    _, report = built
+    page = (report / "overview" / "overview.html").read_text()
+    parser = Links()
+    parser.feed(page)
+    sites = pd.read_csv(small_dataset / "sites.csv", dtype=str)["site_code"]
+    assert {f"../sites/{s}/briefing.html" for s in sites} <= set(parser.hrefs)
+    assert "](../sites/" not in page
+
+
 def test_manifest_and_metrics(built):
     root, report = built
     manifest = json.loads((report / "manifest.json").read_text())

@@ -51,6 +51,14 @@ def safe(text: object) -> Markup:
     return Markup(disclosure.scrub(markdown(text), _policy))
 
 
+def link_index(labels: list[object], targets: list[str], name: str | None = None) -> pd.Index:
+    """Row labels that are links (:func:`link`), as an index :func:`table` prints as links.
+
+    An object index: pandas 3 stores a list of strings as its string dtype, which drops the
+    link's Markup type, so the brackets would be escaped and printed as text."""
+    return pd.Index([link(text, target) for text, target in zip(labels, targets)], dtype=object, name=name)
+
+
 def md(text: object) -> None:
     display(Markdown(safe(text)))
 
@@ -149,13 +157,20 @@ def _scrubbed(value: object) -> object:
 
 
 def _readable(frame: pd.DataFrame, index_label: str | None) -> pd.DataFrame:
-    """Readable labels and scrubbed text; still plain text (escaped only for its output)."""
+    """Readable labels and scrubbed text; still plain text (escaped only for its output).
+
+    Columns holding package Markup (a link) are kept as Python objects: pandas 3 infers a
+    string dtype for ``map`` and ``reset_index`` results, which would turn a link back into
+    text that is then escaped and printed as raw Markdown."""
     shown = frame.map(_scrubbed)
+    for column in frame.columns:
+        if frame[column].map(lambda v: isinstance(v, Markup)).any():
+            shown[column] = pd.Series([_scrubbed(v) for v in frame[column]], index=frame.index, dtype=object)
     shown.columns = [label(c) for c in shown.columns]
     if index_label is not None:
-        shown.index = [i if isinstance(i, Markup) else label(i) for i in shown.index]
-        shown.index.name = index_label
-        shown = shown.reset_index()
+        labels = [i if isinstance(i, Markup) else label(i) for i in shown.index]
+        shown = shown.reset_index(drop=True)
+        shown.insert(0, index_label, pd.Series(labels, dtype=object))
     return shown
 
 
