@@ -14,7 +14,7 @@ import pypdfium2 as pdfium
 import pytest
 
 from ipcreport.pipeline.render import figure_alt, with_output_alt
-from ipcreport.report import charts, downloads
+from ipcreport.report import charts, describe, downloads
 from ipcreport.report.disclosure import Policy, published_share
 from ipcreport.report.overview import as_published
 
@@ -159,15 +159,37 @@ def test_funnel_alt_text_names_the_sites_outside_the_limits():
     units = pd.DataFrame({"unit": list("ABCDEFGHI"),
                           "flag": ["above 95%", "within", "above 99.8%", "within", "within", "within",
                                    "below 95%", "within", "within"]})
-    assert charts.describe_funnel(units, "budgets held as direct payments") == (
+    assert describe.funnel(units, "budgets held as direct payments") == (
         "Funnel plot of budgets held as direct payments: 2 of 9 sites above the upper 95% limit: A and C; "
         "1 of 9 sites below the lower 95% limit: G.")
 
 
 def test_bar_alt_text_gives_the_largest_values():
     shares = pd.Series({"a": 0.5, "b": 0.3, "c": 0.15, "d": 0.05})
-    assert charts.describe_bar(shares, "money by funder", percent=True) == (
+    assert describe.bar(shares, "money by funder", percent=True) == (
         "Bar chart of money by funder: largest A (50%), B (30%) and C (15%); smallest D (5%).")
+
+
+def test_interval_alt_text_names_the_intervals_that_exclude_zero():
+    rows = pd.DataFrame({"value": [0.45, -0.05, -0.13], "low": [0.28, -0.14, -0.22], "high": [0.63, 0.04, -0.02]},
+                        index=["learning_disability", "18-44", "mental_health"])
+    assert describe.intervals(rows, "budget differences at equal need", percent=True) == (
+        "Chart of budget differences at equal need: 2 of 3 intervals exclude zero: Learning disability +45% "
+        "(+28% to +63%); Mental health -13% (-22% to -2%); the others include it.")
+
+
+def test_risk_alt_texts_give_the_money_at_stake():
+    assert describe.simulation([1.0], 1_668_000, 1_550_000, 1_806_000, 1_800_000, 0.15) == (
+        "Histogram of simulated spend next year: central forecast £1.7m, 90% of simulations between £1.6m and "
+        "£1.8m; the pooled fund of £1.8m is exceeded in 15% of simulations.")
+    months = pd.DataFrame({"phased": [400.0, 800.0, 1200.0], "fast": [1600.0, 3200.0, 4800.0]})
+    assert describe.plans(months, "money paid twice") == (
+        "Line charts of money paid twice over 3 months: £2k in total with a phased roll-out; £10k in total with a "
+        "fast roll-out.")
+    sens = pd.DataFrame({"input": ["Price uplift", "Enrolment pace"], "width": [27_000.0, 137_000.0]})
+    assert describe.tornado(sens, "central forecast") == (
+        "Tornado chart of spend minus the central forecast: it moves most with enrolment pace (£137k between its "
+        "5th and 95th percentiles), then price uplift (£27k between its 5th and 95th percentiles).")
 
 
 def test_the_renderers_put_what_the_chart_shows_before_its_type():

@@ -79,7 +79,7 @@ def figure(fig: plt.Figure, data: pd.DataFrame, caption: str, index_label: str |
     """Show a figure once as a PNG at print resolution (the cell's fig-cap and fig-alt options
     caption it) and free it; ``data``, what the chart draws (disclosure-controlled, as a table
     would publish it), becomes the figure's download under the figure's number. ``alt``, what
-    the chart shows (its main values; charts.describe_*), is put before the cell's fig-alt (its
+    the chart shows (its main values; report.describe), is put before the cell's fig-alt (its
     type) by both renderers: it travels as the image output's metadata.
 
     Saved at its set size, its layout engine keeping everything inside: titles and axis labels
