@@ -54,3 +54,25 @@ def test_changes_since_the_previous_extract_by_hand(tmp_path):
     close = H.rows_from_metrics("q2", [metrics("A", "2026-09-30", (0.88, 0.79, 0.98), 1_000_000.0)])
     assert H.changes(H.read(path), close, "A", "2026-09-30").set_index("figure").loc["admissions_irr", "beyond_chance"] is False
     assert H.changes(H.read(path), now, "B", "2026-09-30").empty
+
+
+def test_the_since_table_says_no_change_and_names_projections(tmp_path):
+    from ipcreport.report.sections import since
+
+    path = tmp_path / "history.parquet"
+    before = {**metrics("A", "2026-06-30", (0.90, 0.81, 1.0), 1_000_000.0), "site_name": "Alpha",
+              "utilisation": 0.871, "overspend_probability": 0.004, "double_running_cost": 10_000.0}
+    H.append(path, H.rows_from_metrics("q1", [before]))
+    now = {**before, "extract_date": "2026-09-30", "utilisation": 0.874, "overspend_probability": 0.15,
+           "double_running_cost": 12_000.0, "budget_total": 1_200_000.0}
+    changes = since.site_changes(path, now)
+    shown = since.table(changes)
+    # 87.1% and 87.4% both print as 87%: "no change", not "+0 points"
+    assert shown.loc["Utilisation of completed budgets", "Change"] == "no change"
+    assert shown.loc["Chance of exceeding the pooled fund", "Beyond chance"] == "not tested (a projection)"
+    assert shown.loc["Agreed budgets in the year", "Beyond chance"] == "not tested (counted, not estimated)"
+    assert "went from under 1% to 15%" in since.sentence(changes)
+    # the overview: one row per site, a column per figure
+    wide = since.overview_table(path, pd.DataFrame([now]))
+    assert list(wide.index) == ["Alpha"]
+    assert wide.loc["Alpha", "Agreed budgets in the year"] == "£1.0m to £1.2m (+£200k)"

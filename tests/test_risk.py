@@ -129,6 +129,23 @@ def test_notice_calendar_by_hand():
     assert list(calendar.index)[-1] in ("C3", "C4")
 
 
+def test_a_late_contract_that_ends_before_notice_could_land_is_not_the_decision():
+    # C5 (respite, 4 months' notice) is late (money moves in month 1) but ends on 31 December
+    # 2026, three months after the extract: notice served now would take effect in month 5, after
+    # it ends, so notice cannot save anything there. C1 (home care, ends 2030) can still be
+    # helped: it is the one a board should act on, whatever the calendar's order.
+    contracts = pd.concat([two_contracts().iloc[[0]],
+                           two_contracts().iloc[[1]].assign(contract_id="C5", notice_months=4,
+                                                             end_date=T("2026-12-31"))])
+    plan = 1 + 0.05 * np.arange(1, 25)
+    monthly = pd.Series({"home_care": 2_000.0, "respite": 1_000.0})
+    calendar = R.notice_calendar(contracts, R.double_running_projection(contracts, monthly, plan, EXTRACT), EXTRACT)
+    c5 = calendar.set_index("contract_id").loc["C5"]
+    assert c5["overdue"] and c5["ends_first"] and c5["delay_cost_per_month"] == 0.0
+    top, others = R.notice_priority(calendar)
+    assert top["contract_id"] == "C1" and others == 0
+
+
 def test_phased_and_fast_plans_differ_the_way_speed_matters():
     monthly = R.budget_spend_per_month(three_people_spend(), EXTRACT)
     plans = R.plans(R.RiskAssumptions(enrolment_growth=0.1))

@@ -373,11 +373,12 @@ class BreakEven:
         return self.cost_to_recover / self.emergency_cost if self.emergency_cost > 0 else None
 
     def interval_words(self) -> str:
-        """The fall's interval, e.g. "-12% to 85%", saying what a fall below zero means."""
-        text = f"{self.low:.0%} to {self.high:.0%}"
-        if self.low < 0:
-            text += ", below zero where budgets cost less than usual care outside hospital"
-        return text
+        """The fall's interval in words a board reads: below zero is "none needed" (budgets may
+        cost less than usual care outside hospital), above 100% is "over 100%" (more than all
+        emergency admissions cost)."""
+        low = "none needed" if self.low <= 0 else f"{self.low:.0%}"
+        high = "none needed" if self.high <= 0 else "over 100%" if self.high > 1 else f"{self.high:.0%}"
+        return f"{low} to {high}"
 
     @property
     def admissions(self) -> float | None:

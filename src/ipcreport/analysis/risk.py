@@ -182,6 +182,8 @@ def notice_calendar(contracts: pd.DataFrame, projection: pd.DataFrame, extract_d
     month of every tranche moved in the first year paid twice: the contract's part of the
     year's growth in monthly budget spend (capped at its monthly value). Contracts that end
     before money moves, or from which no money moves, need no notice (``serve_by`` missing).
+    A late contract that ends before notice served now could take effect (``ends_first``)
+    cannot be helped by notice: it is simply not renewed, and its delay costs nothing.
     Sorted by ``serve_by``, then by cost of delay.
     """
     rows = []
@@ -193,15 +195,30 @@ def notice_calendar(contracts: pd.DataFrame, projection: pd.DataFrame, extract_d
         due = (extract_date + pd.Timedelta(days=1) + pd.DateOffset(months=first_move - 1 - contract.notice_months)
                if needed else pd.NaT)
         year = mine[mine["month"] <= first_months]
-        delay_cost = (min(float(year["moved"].max()), contract.annual_value / 12) if needed and not year.empty else 0.0)
+        overdue = bool(needed and due <= extract_date)
+        ends_first = overdue and contract.notice_months + 1 > months_to_end  # notice served now lands after the end
+        delay_cost = (min(float(year["moved"].max()), contract.annual_value / 12)
+                      if needed and not year.empty and not ends_first else 0.0)
         rows.append({"contract_id": contract.contract_id, "category": contract.category, "funder": contract.funder,
                      "notice_months": contract.notice_months, "end_date": contract.end_date,
-                     "first_move_month": first_move, "serve_by": due, "overdue": bool(needed and due <= extract_date),
+                     "first_move_month": first_move, "serve_by": due, "overdue": overdue, "ends_first": ends_first,
                      "delay_cost_per_month": delay_cost})
     table = pd.DataFrame(rows, columns=["contract_id", "category", "funder", "notice_months", "end_date",
-                                        "first_move_month", "serve_by", "overdue", "delay_cost_per_month"])
+                                        "first_move_month", "serve_by", "overdue", "ends_first",
+                                        "delay_cost_per_month"])
     return table.sort_values(["serve_by", "delay_cost_per_month"], ascending=[True, False],
                              na_position="last").reset_index(drop=True)
+
+
+def notice_priority(calendar: pd.DataFrame) -> tuple[pd.Series | None, int]:
+    """The contract whose notice matters most (the largest cost of each month's delay among
+    those notice can still help) and how many others need notice; (None, 0) when none does."""
+    helpable = calendar[calendar["serve_by"].notna() & ~calendar["ends_first"].astype(bool)
+                        & (calendar["delay_cost_per_month"] > 0)]
+    if helpable.empty:
+        return None, 0
+    top = helpable.sort_values("delay_cost_per_month", ascending=False, kind="stable")
+    return top.iloc[0], len(top) - 1
 
 
 def projection_year_cost(projection: pd.DataFrame, months: int = 12) -> float:

@@ -466,6 +466,8 @@ def xmr_chart(spc_frame: pd.DataFrame, title: str, ylabel: str, money: bool = Fa
     by a vertical line), target, and Making Data Count's variation and assurance icons drawn
     in the top right corner."""
     frame = spc_frame
+    if (frame["value"].dropna() >= 0).all():  # counts, rates and money cannot fall below zero: nor can a limit
+        frame = frame.assign(lcl=frame["lcl"].clip(lower=0))
     fig, ax = _new(3.8)
     x = frame["date"]
     ax.plot(x, frame["value"], color=GREY, linewidth=1, zorder=1)

@@ -197,7 +197,33 @@ def table(frame: pd.DataFrame, caption: str, index_label: str | None = None,
     cells = shown.map(lambda v: markdown(v) if isinstance(v, str) else v)
     cells.columns = [markdown(c) for c in shown.columns]
     text = cells.to_markdown(index=False, disable_numparse=True, colalign=align)
-    display(Markdown(text + f"\n\n: {safe(caption)}\n"))
+    display(Markdown(_with_column_widths(text, cells, align) + f"\n\n: {safe(caption)}\n"))
+
+
+# The width of a page's text in characters of table type (A4, the briefing's margins, 9.5 pt).
+_LINE_CHARACTERS = 100
+
+
+def _with_column_widths(text: str, cells: pd.DataFrame, align: list[str]) -> str:
+    """The pipe table with its separator line's dashes set to the widths the columns need.
+
+    Pandoc (and so Quarto) sizes the columns of a wide pipe table in proportion to those dashes;
+    tabulate pads each column to its longest cell, so one long sentence squeezed the columns
+    beside it below the width of their header words, which then printed over each other in
+    the PDF. Here every column first gets its longest word (plus cell padding), and what is
+    left of the line goes to the columns whose text would wrap, in proportion to how much
+    longer their longest cell is."""
+    lines = text.split("\n")
+    floor, want = [], []
+    for column in range(cells.shape[1]):
+        texts = [str(cells.columns[column])] + [str(v) for v in cells.iloc[:, column]]
+        floor.append(max((len(w) for t in texts for w in t.split()), default=1) + 2)
+        want.append(max(max(len(t) for t in texts) + 2 - floor[-1], 0))
+    spare = max(_LINE_CHARACTERS - sum(floor), 0)
+    widths = [f + (round(spare * w / sum(want)) if sum(want) else 0) for f, w in zip(floor, want)]
+    dashes = [(":" + "-" * (w - 1)) if a == "left" else ("-" * (w - 1) + ":") for w, a in zip(widths, align)]
+    lines[1] = "|" + "|".join(dashes) + "|"
+    return "\n".join(lines)
 
 
 def count_table(counts: pd.Series, caption: str, index_label: str, share_label: str = "Share",

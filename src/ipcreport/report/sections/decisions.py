@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ...analysis.risk import notice_priority
 from ..charts import label
 from ..present import Markup, bold, compose, italic, money, pct, probability
 
@@ -53,20 +54,23 @@ def double_running(r: "SiteResults") -> Decision | None:
                         "Add the site's block contracts to the data so that the cost of roll-out can be planned.",
                         DATA_GAP)
     phased, fast = (r.metrics.values[key] for key in ("double_running_cost", "double_running_cost_fast"))
-    due = k.calendar.dropna(subset=["serve_by"])
     if not phased and not fast:
         return None
     title = (f"Double running: {money(phased)} paid twice next year under the phased roll-out, {money(fast)} "
              f"if the same growth comes within {k.assumptions.fast_rollout_months} months.")
-    action = None
-    if not due.empty:
-        first = due.iloc[0]
-        when = "now" if first["overdue"] else f"by {first['serve_by']:%d %B %Y}"
-        others = len(due) - 1
-        action = (f"serve notice on block contract {first['contract_id']} ({label(first['category']).lower()}) {when}; "
-                  f"each month of delay costs about {money(first['delay_cost_per_month'])}"
+    top, others = notice_priority(k.calendar)
+    if top is not None:  # the contract where a month's delay costs most, among those notice can still help
+        when = "now" if top["overdue"] else f"by {top['serve_by']:%d %B %Y}"
+        action = (f"serve notice on block contract {top['contract_id']} ({label(top['category']).lower()}) {when}; "
+                  f"each month of delay costs about {money(top['delay_cost_per_month'])}"
                   + (f" ({others} more contract{'s' if others > 1 else ''} in the notice calendar)." if others else ".")
                   + " Keep to the phased roll-out.")
+    else:
+        lapsing = k.calendar[k.calendar["ends_first"].astype(bool)]
+        action = ("do not renew " + ", ".join(f"{c} when it ends ({d:%B %Y})" for c, d in
+                                             zip(lapsing["contract_id"], lapsing["end_date"]))
+                  + ": notice served now would take effect only after that. Keep to the phased roll-out."
+                  if not lapsing.empty else "keep to the phased roll-out.")
     return Decision(title, action, INDICATIVE, phased)
 
 

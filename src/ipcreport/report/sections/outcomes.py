@@ -272,7 +272,7 @@ def value_table(o: Outcomes) -> pd.DataFrame:
     be = e.break_even
     if be is not None and be.fall is not None:
         rows["Fall in emergency admissions to break even"] = f"{be.fall:.0%}" + (
-            f" ({be.low:.0%} to {be.high:.0%})" if be.low is not None else "")
+            f" ({be.interval_words()})" if be.low is not None else "")
     return pd.DataFrame({"Value (95% CI)": rows})
 
 

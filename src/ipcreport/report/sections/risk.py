@@ -135,8 +135,9 @@ def calendar_table(r: Risk) -> pd.DataFrame:
     c = r.calendar
     if c.empty:
         return NO_CONTRACTS
-    serve = [("no notice needed" if pd.isna(due) else f"now (due {due:%b %Y})" if late else f"{due:%d %b %Y}")
-             for due, late in zip(c["serve_by"], c["overdue"])]
+    serve = [("no notice needed" if pd.isna(due) else f"too late: ends before notice served now takes effect"
+              if first else f"now (overdue since {due:%b %Y})" if late else f"{due:%d %b %Y}")
+             for due, late, first in zip(c["serve_by"], c["overdue"], c["ends_first"])]
     return pd.DataFrame({
         "Category": c["category"].map(label).to_numpy(),
         "Funder": c["funder"].map(label).to_numpy(),
@@ -210,12 +211,11 @@ def double_running_message(r: Risk) -> str:
     text = (f"Double running: as budgets grow, block contracts still paid for services that budgets now buy could cost "
             f"{money(by_year['phased'])} in the next 12 months under the phased roll-out and "
             f"{money(by_year['fast'])} if the same growth comes within {r.assumptions.fast_rollout_months} months.")
-    due = r.calendar.dropna(subset=["serve_by"])
-    if not due.empty:
-        first = due.iloc[0]
-        when = "now" if first["overdue"] else f"by {first['serve_by']:%d %B %Y}"
-        text += (f" Serve notice on {first['contract_id']} ({label(first['category']).lower()}) {when}: each month "
-                 f"of delay costs about {money(first['delay_cost_per_month'])}.")
+    top, _ = R.notice_priority(r.calendar)
+    if top is not None:
+        when = "now" if top["overdue"] else f"by {top['serve_by']:%d %B %Y}"
+        text += (f" Serve notice on {top['contract_id']} ({label(top['category']).lower()}) {when}: each month "
+                 f"of delay costs about {money(top['delay_cost_per_month'])}.")
     return text
 
 

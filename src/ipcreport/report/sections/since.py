@@ -18,6 +18,10 @@ def _show(value: float, kind: str) -> str:
 
 
 def _change(row) -> str:
+    """The change as the table prints it; "no change" where the printed values are the same
+    (a "+0 points" beside two equal figures reads as an error)."""
+    if _show(row.then, row.kind) == _show(row.now, row.kind):
+        return "no change"
     if row.kind == "money":
         return ("+" if row.change >= 0 else "-") + money(abs(row.change))
     if row.kind in ("share", "probability"):
@@ -27,7 +31,14 @@ def _change(row) -> str:
     return f"{row.change:+.3f}"
 
 
-VERDICT = {True: "yes", False: "no", None: "not tested (counted, not estimated)"}
+# Figures that are projections from stated assumptions: not counted, and not tested against chance.
+PROJECTIONS = ("double_running_cost", "overspend_probability")
+
+
+def _verdict(figure: str, beyond: bool | None) -> str:
+    if beyond is not None:
+        return "yes" if beyond else "no"
+    return "not tested (a projection)" if figure in PROJECTIONS else "not tested (counted, not estimated)"
 
 
 def table(changes: pd.DataFrame) -> pd.DataFrame:
@@ -36,7 +47,8 @@ def table(changes: pd.DataFrame) -> pd.DataFrame:
         "Then": [_show(v, k) for v, k in zip(changes["then"], changes["kind"])],
         "Now": [_show(v, k) for v, k in zip(changes["now"], changes["kind"])],
         "Change": [_change(row) for row in changes.itertuples()],
-        "Beyond chance": [VERDICT[b if b is None else bool(b)] for b in changes["beyond_chance"]],
+        "Beyond chance": [_verdict(f, b if b is None or pd.isna(b) else bool(b))
+                          for f, b in zip(changes["figure"], changes["beyond_chance"])],
     }, index=changes["label"].to_numpy())
 
 
@@ -49,27 +61,37 @@ def site_changes(history_path: str | Path | None, metrics: dict) -> pd.DataFrame
 
 
 def sentence(changes: pd.DataFrame) -> str:
+    """What changed, in words: estimates beyond chance, and a projected risk that moved a lot."""
     then = pd.Timestamp(changes["then_extract"].iloc[0])
     beyond = changes[changes["beyond_chance"].fillna(False).astype(bool)]
     named = ", ".join(beyond["label"].str.lower())
-    return (f"Compared with the extract of {then:%d %B %Y}: " +
-            (f"{named} changed by more than chance alone would give." if named else
+    text = (f"Compared with the extract of {then:%d %B %Y}: " +
+            (f"{named} changed by more than chance alone would give" if named else
              "no estimated figure changed by more than chance alone would give; money figures are counted, "
-             "so their changes are real.") + "\n")
+             "so their changes are real"))
+    risk = changes[(changes["figure"] == "overspend_probability") & ((changes["now"] - changes["then"]).abs() >= 0.1)]
+    for row in risk.itertuples():
+        text += (f". The projected chance of exceeding the pooled fund went from {_show(row.then, row.kind)} to "
+                 f"{_show(row.now, row.kind)}")
+    return text + ".\n"
 
 
 OVERVIEW_FIGURES = ("budget_total", "spend_in_year", "double_running_cost", "admissions_irr")
 
 
 def overview_table(history_path: str | Path | None, metrics: pd.DataFrame) -> pd.DataFrame:
-    """Across sites: the main figures since each site's previous extract (sites without one left out)."""
-    frames = []
+    """Across sites: the main figures since each site's previous extract, one row per site and
+    one column per figure ("then to now (change)"), so the table fits a page; sites without an
+    earlier extract are left out."""
+    rows = {}
     for m in metrics.to_dict("records"):
         changes = site_changes(history_path, m)
+        changes = changes[changes["figure"].isin(OVERVIEW_FIGURES)] if not changes.empty else changes
         if changes.empty:  # no history, or no earlier extract of this site
             continue
-        changes = changes[changes["figure"].isin(OVERVIEW_FIGURES)]
-        if not changes.empty:
-            shown = table(changes).reset_index(names="Figure")
-            frames.append(shown.assign(Site=m["site_name"]).set_index(["Site", "Figure"]))
-    return pd.concat(frames) if frames else pd.DataFrame()
+        shown = table(changes)
+        cells = {}
+        for label, row, beyond in zip(shown.index, shown.itertuples(), changes["beyond_chance"]):
+            cells[label] = f"{row.Then} to {row.Now} ({row.Change})" + (" beyond chance" if beyond is True else "")
+        rows[m["site_name"]] = cells
+    return pd.DataFrame.from_dict(rows, orient="index") if rows else pd.DataFrame()
