@@ -125,3 +125,34 @@ def docx_view(path: Path, notice: str) -> ReaderView:
     view.page_size = (round(section.page_width.cm, 1), round(section.page_height.cm, 1))
     view.layout_tables = len(document.tables) - len(view.tables)
     return view
+
+
+def overprinted(pdf_path: Path) -> list[tuple[int, str]]:
+    """Places in a PDF where text prints over other text (a table header squeezed into a
+    column narrower than its words, a row run into the footer): pairs of characters whose boxes
+    overlap by more than 30% each way, that are not neighbours in the text (ligatures and
+    kerning overlap their neighbours) and are not rotated (the diagonal watermark crosses
+    everything). Returns (page, the text around the first character) per pair."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
+
+    found = []
+    pdf = pdfium.PdfDocument(pdf_path)
+    for number in range(len(pdf)):
+        text = pdf[number].get_textpage()
+        boxes = []
+        for i in range(text.count_chars()):
+            if raw.FPDFText_GetUnicode(text, i) <= 32 or abs(raw.FPDFText_GetCharAngle(text, i)) > 0.01:
+                continue
+            left, bottom, right, top = text.get_charbox(i)
+            if right > left and top > bottom:
+                boxes.append((left, bottom, right, top, i))
+        boxes.sort()
+        for a, (l1, b1, r1, t1, i1) in enumerate(boxes):
+            for l2, b2, r2, t2, i2 in boxes[a + 1:]:
+                if l2 >= r1:
+                    break
+                wide, high = min(r1, r2) - max(l1, l2), min(t1, t2) - max(b1, b2)
+                if abs(i1 - i2) > 2 and wide > 0.3 * min(r1 - l1, r2 - l2) and high > 0.3 * min(t1 - b1, t2 - b2):
+                    found.append((number + 1, text.get_text_range(max(i1 - 8, 0), 16)))
+    return found

@@ -59,6 +59,15 @@ def test_overview_links_each_site_name_to_its_briefing(built, small_dataset):
     assert "](../sites/" not in page
 
 
+def test_no_text_prints_over_other_text_in_any_pdf(built_by):
+    # table headers squeezed below the width of their words once printed over each other
+    from reader import overprinted
+
+    renderer, _, report = built_by
+    for pdf in sorted(report.glob("**/*.pdf")):
+        assert overprinted(pdf) == [], (renderer, pdf.relative_to(report))
+
+
 def test_manifest_and_metrics(built):
     root, report = built
     manifest = json.loads((report / "manifest.json").read_text())
