@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 
 from ipcreport.report.briefing import Settings, analyse_site, load_national
@@ -53,3 +54,20 @@ def test_a_pooled_fund_missing_is_a_data_gap_not_an_invented_probability(small_d
     o = D.overspend(r)
     assert o.evidence == D.DATA_GAP and "chance" not in o.title
     assert r.metrics.values["overspend_probability"] is None
+
+
+def test_the_overview_ranks_programme_decisions_by_money_at_stake():
+    from ipcreport.report.overview import programme_decisions
+
+    m = pd.DataFrame({"site_name": ["A", "B", "C"], "overspend_probability": [0.63, 0.10, 0.5],
+                      "spend_p95": [1_960_000.0, 1_000_000.0, 2_000_000.0],
+                      "pooled_fund": [1_770_000.0, 1_100_000.0, 2_100_000.0],
+                      "net_new_money": [300_000.0, -50_000.0, 100_000.0],
+                      "double_running_cost": [30_000.0, 0.0, 20_000.0],
+                      "double_running_cost_fast": [90_000.0, 0.0, 60_000.0]})
+    lines = programme_decisions(m)
+    # new money £400k (B's negative figure is not new money), overspend: A's 95th percentile is
+    # £190k over its fund (C's is under its fund: nothing at stake), double running £50k
+    assert [line.split(":")[0] for line in lines] == ["New money", "Overspend risk next year", "Double running"]
+    assert "£400k" in lines[0] and "A 63% (up to £190k over its fund); C 50%." in lines[1]
+    assert "B" not in lines[1] and all("Decision:" in line for line in lines)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import disclosure
+from .charts import gbp
 from ..analysis import funnel as F
 from ..analysis import meta
 from ..analysis import indicators as I
@@ -205,3 +206,39 @@ def money_by_site(m: pd.DataFrame, policy=None) -> pd.DataFrame:
     total = table.sum(min_count=1).where(table.notna().all())
     table.loc["All sites"] = total
     return table.rename(columns=MONEY_COLUMNS)
+
+
+def _largest(m: pd.DataFrame, column: str, top: int = 3) -> str:
+    """'Birmingham £1.1m, Surrey £896k and Hertfordshire £691k': the sites with most of a money figure."""
+    rows = m.dropna(subset=[column]).sort_values(column, ascending=False).head(top)
+    items = [f"{name} {gbp(value)}" for name, value in zip(rows["site_name"], rows[column])]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def programme_decisions(m: pd.DataFrame, likely: float = 0.2) -> list[str]:
+    """The overview's key messages for a programme board, largest money at stake first: sites
+    likely to overspend their pooled fund (a chance of ``likely`` or more), new money across
+    sites, and double running; each with what it points to doing."""
+    if m.empty:
+        return []
+    items: list[tuple[float, str]] = []
+    risky = m[m["overspend_probability"].fillna(0) >= likely].sort_values("overspend_probability", ascending=False)
+    if not risky.empty:
+        gaps = (risky["spend_p95"] - risky["pooled_fund"]).clip(lower=0)
+        named = "; ".join(f"{n} {p:.0%}" + (f" (up to {gbp(g)} over its fund)" if g > 0 else "")
+                          for n, p, g in zip(risky["site_name"], risky["overspend_probability"], gaps))
+        items.append((float(gaps.sum()), f"Overspend risk next year: {named}. Decision: agree a contingency or a "
+                                         "slower enrolment plan with these sites' funders before the next extract."))
+    new = float(m["net_new_money"].clip(lower=0).sum())
+    if new > 0:
+        items.append((new, f"New money: {gbp(new)} of this year's budgets across the sites is more than the same "
+                           f"people's services cost before (most: {_largest(m, 'net_new_money')}). Decision: agree "
+                           "with funders how it is met in each pooled fund."))
+    phased, fast = float(m["double_running_cost"].sum()), float(m["double_running_cost_fast"].sum())
+    if phased > 0:
+        items.append((phased, f"Double running: {gbp(phased)} paid twice next year across the sites under the phased "
+                              f"roll-outs, {gbp(fast)} if growth comes faster (most: "
+                              f"{_largest(m, 'double_running_cost')}). Decision: hold sites to their phased plans "
+                              "and their notice calendars."))
+    return [text for _, text in sorted(items, key=lambda item: -item[0])]
+

@@ -102,7 +102,8 @@ def overspend(r: "SiteResults") -> Decision | None:
     elif o.probability >= 0.2:
         action = f"hold a contingency of about {money(max(gap, 0))} (the gap to the 95th percentile)."
     else:
-        action = None
+        action = (f"none now: the fund covers next year's spend in {probability(1 - o.probability)} of simulations; "
+                  "look again at the next extract.")
     return Decision(title, action, INDICATIVE, max(gap, 0.0))
 
 
