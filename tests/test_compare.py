@@ -182,3 +182,22 @@ def test_overview_says_which_funnels_are_centred_on_england(eight_sites):
     table = flagged(result, settings)
     dp = table[table["Indicator"] == "Budgets held as direct payments"]
     assert len(dp) == 8 and (dp["Verdict"] == "Lower").all() and dp["Comparator"].str.startswith("England 50.0%").all()
+
+
+def test_the_spine_chart_and_the_decision_page_print_the_tables_value(eight_sites):
+    # a share printed from exact counts (14 of 83 = 16.9%) beside a table's 17.6% (15 of 85,
+    # rounded) disagreed with it and gave back the count the table rounds
+    from ipcreport.report.sections import decisions
+
+    nat = national(eight_sites)
+    r = analyse_site(site_data(eight_sites, "E06000052"), national=nat)  # flagged worse on under-used budgets
+    table = compare.comparison_table(r.compare)
+    spine = compare.published_spine(r.compare).set_index("indicator")
+    for indicator, cell in table["This site"].items():
+        if cell != "[c]":
+            assert compare._fmt(spine.loc[indicator, "value"], "%" if cell.endswith("%") else "") == cell
+    worse = [flag.title for flag in decisions.flags(r) if " here against " in flag.title]
+    assert worse
+    for title in worse:
+        indicator, rest = title.split(": ", 1)
+        assert rest.startswith(table.loc[indicator, "This site"] + " here"), title

@@ -342,6 +342,16 @@ def comparison_table(c: Compare, policy: disclosure.Policy = disclosure.DEFAULT)
     }, index=t["indicator"].to_numpy())
 
 
+def published_spine(c: Compare, policy: disclosure.Policy = disclosure.DEFAULT) -> pd.DataFrame:
+    """The spine chart's rows with this site's value as the tables publish it
+    (:func:`published_value`: worked from rounded counts of people; missing where hidden), so
+    the chart's labels and the tables agree."""
+    shown = {row.indicator: published_value(row, policy, c.level) for row in c.comparisons.itertuples()}
+    values = [shown.get(name, (value,))[0] if shown.get(name, (value,)) is not None else np.nan
+              for name, value in zip(c.spine["indicator"], c.spine["value"])]
+    return c.spine.assign(value=values)
+
+
 def comparison_counts(c: Compare, policy: disclosure.Policy = disclosure.DEFAULT) -> pd.DataFrame:
     """The numerator and denominator behind each indicator of :func:`comparison_table`, as the
     downloads publish them: counts of people rounded (hidden where 1 to 7, or where the value

@@ -16,7 +16,8 @@ import pandas as pd
 
 from ...analysis.risk import notice_priority
 from ..charts import label
-from ..present import Markup, bold, compose, italic, money, pct, probability
+from ..present import Markup, bold, compose, current_policy, italic, money, pct, probability
+from .compare import published_value
 
 if TYPE_CHECKING:
     from ..briefing import SiteResults
@@ -142,7 +143,10 @@ def flags(r: "SiteResults") -> list[Decision]:
     if not c.comparisons.empty:
         worse = c.comparisons[c.comparisons["vs_england"] == "Worse"]
         for row in worse.itertuples():
-            here, there = (f"{v:.1f}%" if row.unit == "%" else f"{v:,.2f}" for v in (row.value, row.england))
+            shown = published_value(row, current_policy(), c.level)  # as the tables publish it
+            if shown is None:  # a small count: the table hides it, so does this page
+                continue
+            here, there = (f"{v:.1f}%" if row.unit == "%" else f"{v:,.2f}" for v in (shown[0], row.england))
             where = "in England" if row.comparator == "England" else "across all sites in this dataset"
             out.append(Decision(f"{row.indicator}: {here} here against {there} {where}, "
                                 "worse by more than chance alone would give.",
