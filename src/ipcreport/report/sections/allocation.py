@@ -309,13 +309,19 @@ def need_messages(a: Allocation) -> list[str]:
 
 def use_messages(a: Allocation) -> list[str]:
     u = a.use
+    dp_in_year = float(a.bridge.loc["total", "dp_recoverable"])
     if u.utilisation is None:
         return ["No budget period has completed yet, so use of budgets cannot be measured."]
+    # shares of periods as the tables publish them: from rounded counts (exact ones give counts back)
+    shown = {key: disclosure.published_share(round(share * u.periods), u.periods, current_policy())
+             if share is not None else None for key, share in (("under_70", u.share_under_70), ("over_100", u.share_over_100))}
     return [
         f"Budget holders spent {pct(u.utilisation)} of the money agreed in periods completed by the extract date; "
-        f"{pct(u.share_under_70)} of budgets were less than 70% used and {pct(u.share_over_100)} overspent"
+        f"{pct(shown['under_70'])} of completed budget periods were less than 70% used and "
+        f"{pct(shown['over_100'])} overspent"
         + (f" ({pct(u.cut_short / (u.cut_short + u.periods))} of completed periods ended early because the holder "
            "left, and are left out: a death is not under-use)." if u.cut_short else "."),
-        f"{money(u.direct_payment_unspent)} of direct-payment money was agreed but not spent in completed "
-        "periods: money that could be recovered.",
+        f"{money(u.direct_payment_unspent)} of direct-payment money was agreed but not spent in the budget periods "
+        f"completed since the programme began, {money(dp_in_year)} of it agreed for the reporting year (the figure "
+        "the decision page asks to recover: older money may have been recovered already).",
     ]
