@@ -71,3 +71,18 @@ def test_the_overview_ranks_programme_decisions_by_money_at_stake():
     assert [line.split(":")[0] for line in lines] == ["New money", "Overspend risk next year", "Double running"]
     assert "£400k" in lines[0] and "A 63% (up to £190k over its fund); C 50%." in lines[1]
     assert "B" not in lines[1] and all("Decision:" in line for line in lines)
+
+
+def test_follow_up_shares_agree_between_sentence_table_and_chart(site_results):
+    # four answers once (sentence from exact counts, table's missing share from separately
+    # rounded counts, chart from rounded ones): now one, from the rounded counts the table prints
+    from ipcreport.report import disclosure
+    from ipcreport.report.sections import outcomes, quality
+
+    for r in site_results:
+        table = quality.follow_up_table(r.outcomes, disclosure.DEFAULT)
+        chart = quality.follow_up_shares(r.outcomes, disclosure.DEFAULT)
+        sentence = next(m for m in outcomes.messages(r.outcomes) if "had no follow-up" in m)
+        for group, words in (("ipc", "of budget holders"), ("comparison", "of the comparison group")):
+            missing = table.loc[group, "Missing follow-up"]
+            assert f"{1 - chart[group]:.0%}" == missing and f"{missing} {words}" in sentence, (sentence, table)

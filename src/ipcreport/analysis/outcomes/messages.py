@@ -198,15 +198,26 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
-def key_messages(results: OutcomeResults, economics=None) -> list[str]:
+def _missing_words(row, share) -> str:
+    """A group's share of baseline questionnaires without a follow-up, as published."""
+    if share is None:
+        return f"{row.missing_follow_up / row.baseline:.0%}"
+    shown = share(row.followed_up, row.baseline)
+    return "a share too small to show" if shown is None else f"{1 - shown:.0%}"
+
+
+def key_messages(results: OutcomeResults, economics=None, share=None) -> list[str]:
     """Plain-words sentences generated from the numbers, ending with what the design cannot
-    rule out. ``economics``: optional :class:`ipcreport.analysis.economics.CostEffectiveness`."""
+    rule out. ``economics``: optional :class:`ipcreport.analysis.economics.CostEffectiveness`.
+    ``share(part, whole)``: how a share of people is published (the report passes its
+    disclosure rule, so the sentence and the tables give the same figure); exact by default."""
     msgs = _admissions_messages(results) + _exit_messages(results) + _qol_messages(results)
     m = results.missingness
     if m.missing_ipc is not None:
         differ = m.p_value is not None and m.p_value < 0.05
+        missing = {group: _missing_words(row, share) for group, row in results.completeness.iterrows()}
         msgs.append(
-            f"{m.missing_ipc:.0%} of budget holders and {m.missing_comparison:.0%} of the comparison group had no "
+            f"{missing['ipc']} of budget holders and {missing['comparison']} of the comparison group had no "
             f"follow-up questionnaire; " + (
                 f"the difference is unlikely to be chance ({m.test}, p = {m.p_value:.3f}), so the quality-of-life "
                 "results may be biased by who answered." if differ else

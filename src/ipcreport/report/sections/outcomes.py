@@ -19,7 +19,7 @@ from ...analysis import economics as E
 from ...analysis import outcomes as O
 from ..charts import label
 from ...data.dataset import SiteData
-from ..present import money, probability
+from ..present import current_policy, money, probability
 from ..results import Metrics
 
 LABELS = {
@@ -313,4 +313,5 @@ def definitions() -> dict[str, str]:
 
 
 def messages(o: Outcomes) -> list[str]:
-    return O.key_messages(o.results, o.economics)
+    publish = lambda part, whole: disclosure.published_share(part, whole, current_policy())  # noqa: E731
+    return O.key_messages(o.results, o.economics, share=publish)

@@ -15,8 +15,9 @@ def follow_up_table(o: Outcomes, policy: disclosure.Policy) -> pd.DataFrame:
     return pd.DataFrame({
         "Baseline questionnaires": disclosure.publish_counts(f["baseline"], policy, with_total=False),
         "With follow-up": disclosure.publish_counts(f["followed_up"], policy, with_total=False),
-        "Missing follow-up": [_share(disclosure.published_share(m, b, policy))
-                              for m, b in zip(f["missing_follow_up"], f["baseline"])],
+        # one minus the published share followed up: the rounded counts beside it then add up
+        "Missing follow-up": [_share(None if (s := disclosure.published_share(n, b, policy)) is None else 1 - s)
+                              for n, b in zip(f["followed_up"], f["baseline"])],
     }, index=f.index)
 
 
