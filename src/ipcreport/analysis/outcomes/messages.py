@@ -143,10 +143,11 @@ def _exit_messages(results: OutcomeResults) -> list[str]:
     def rate(group: str, count: str, col: str) -> str:  # a rate from fewer than 10 events could reveal them
         return f"{t.loc[group, col]:.1f}" if t.loc[group, count] >= MIN_EVENTS_PER_CELL else "too few to show"
 
-    text = (f"Leaving: {rate('ipc', 'exits', 'exit_rate')} per 100 person-years of budget holders left the programme, "
-            f"moved or died, against {rate('comparison', 'exits', 'exit_rate')} in the comparison group (deaths "
-            f"{rate('ipc', 'died', 'death_rate')} against {rate('comparison', 'died', 'death_rate')})")
-    if ratio is not None and ratio.available:
+    text = (f"Leaving the programme, moving or dying, per 100 person-years: budget holders "
+            f"{rate('ipc', 'exits', 'exit_rate')}, the comparison group {rate('comparison', 'exits', 'exit_rate')}; "
+            f"deaths alone: {rate('ipc', 'died', 'death_rate')} and {rate('comparison', 'died', 'death_rate')}")
+    shown = min(t.loc["ipc", "exits"], t.loc["comparison", "exits"]) >= MIN_EVENTS_PER_CELL
+    if ratio is not None and ratio.available and shown:  # a ratio beside one hidden rate would give it back
         text += f"; exit rate ratio {_ci(ratio, '{:.2f}')}."
     else:
         text += "."

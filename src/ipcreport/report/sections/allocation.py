@@ -166,9 +166,10 @@ def bridge_messages(a: Allocation) -> list[str]:
         msgs.append(f"{money(t['dp_recoverable'])} of direct-payment money agreed for the year was not spent in it: "
                     "review those accounts and recover what is not needed.")
     if pd.notna(t["pooled_fund"]):
-        side = "left in" if t["variance"] >= 0 else "over"
-        msgs.append(f"Against the pooled fund of {money(t['pooled_fund'])}, spend was {money(abs(t['variance']))} "
-                    f"{side} the fund.")
+        left = (f"leaving {money(t['variance'])} in the fund" if t["variance"] >= 0
+                else f"{money(-t['variance'])} more than the fund")
+        msgs.append(f"Against the pooled fund of {money(t['pooled_fund'])}, spend in the year was "
+                    f"{money(t['pooled_fund'] - t['variance'])}, {left}.")
     return msgs
 
 

@@ -178,8 +178,11 @@ def exits_table(o: Outcomes, policy: disclosure.Policy) -> pd.DataFrame:
             "Deaths per 100 person-years": rate(r["died"], r["death_rate"]),
         }
     table = pd.DataFrame.from_dict(out, orient="index")
-    ratios = {"exits": "Rate ratio, all exits", "deaths": "Rate ratio, deaths"}
-    extra = pd.DataFrame({col: [_ci(o.results.exit_ratios.get(k), "{:.2f}"), ""] for k, col in ratios.items()},
+    ratios = {"exits": ("Rate ratio, all exits", "exits"), "deaths": ("Rate ratio, deaths", "died")}
+    # a ratio beside a hidden rate would give that rate back (the other group's is printed)
+    ratio_cell = lambda key, count: (_ci(o.results.exit_ratios.get(key), "{:.2f}")  # noqa: E731
+                                     if (t[count] > policy.threshold).all() else "not shown: too few to compare")
+    extra = pd.DataFrame({col: [ratio_cell(k, count), "(reference)"] for k, (col, count) in ratios.items()},
                          index=table.index)
     return pd.concat([table, extra], axis=1)
 
