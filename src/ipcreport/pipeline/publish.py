@@ -19,6 +19,7 @@ from .. import __version__
 from .jobs import RENDERED, StageResult
 from .render import EMPTY_FAVICON
 from ..data.files import replace_folder
+from ..report.formats import gbp
 from ..report.results import METRICS_FILE
 
 SYNTHETIC_MARK = "SYNTHETIC DATA: not real people"
@@ -108,7 +109,7 @@ def index_page(inputs: dict[str, Any], sites: list[StageResult], site_links: dic
         rows.append(
             f'<tr class="{r.status}"><th scope="row">{html.escape(site["site_name"])}<br>'
             f'<small>{html.escape(r.key)}</small></th><td>{html.escape(site["region"])}</td>{status}'
-            f"<td>{'£{:,.0f}'.format(budget) if budget is not None else ''}</td>"
+            f"<td>{gbp(budget) if budget is not None else ''}</td>"
             f"<td>{_links(site_links.get(r.key, {}))}</td></tr>"
         )
     banner = (f'<p class="synthetic" role="note"><strong>{SYNTHETIC_MARK}.</strong> These briefings are built '

@@ -28,6 +28,7 @@ from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from ..analysis import peers as P
+from .formats import gbp
 from ..analysis import spc as S
 
 NHS_BLUE = "#005EB8"
@@ -67,16 +68,6 @@ def label(code: object) -> str:
     if text.islower() and " " not in text:
         return text.replace("_", " ").capitalize()
     return text
-
-
-def gbp(value: float, _pos=None) -> str:
-    """Money as a briefing prints it: £9.7m, £12k, £850, -£415k."""
-    sign, size = ("-" if value < 0 else ""), abs(value)
-    if size >= 1e6:
-        return f"{sign}£{size / 1e6:,.1f}m"
-    if size >= 1e3:
-        return f"{sign}£{size / 1e3:,.0f}k"
-    return f"{sign}£{size:,.0f}"
 
 
 def money_style(values) -> tuple[float, str, int]:
