@@ -248,11 +248,17 @@ def spend_mix_table(a: Allocation) -> pd.DataFrame:
 
 
 def new_need_table(a: Allocation, policy: disclosure.Policy) -> pd.DataFrame:
+    """People with no prior service cost and their agreed budgets by cohort, with a total row
+    (secondary suppression keeps a hidden cohort from being worked out from it): where every
+    cohort is small, the total still says how much new need there is."""
     n = a.new_need
-    hidden = disclosure.suppression_mask(n["people"], policy, with_total=False)
-    out = pd.DataFrame({"People": disclosure.publish_counts(n["people"], policy, with_total=False),
+    hidden = disclosure.suppression_mask(n["people"], policy, with_total=True)
+    out = pd.DataFrame({"People": disclosure.publish_counts(n["people"], policy, with_total=True),
                         "Agreed budgets": n["agreed"].map(money)}, index=n.index)
     out.loc[hidden.to_numpy(), "Agreed budgets"] = disclosure.SUPPRESSED
+    total_hidden = disclosure.total_hidden(n["people"], policy)
+    out.loc["total"] = [disclosure.publish_total(n["people"], policy),
+                        disclosure.SUPPRESSED if total_hidden else money(n["agreed"].sum())]
     return out
 
 

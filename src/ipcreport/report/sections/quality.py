@@ -35,10 +35,16 @@ def _share(share: float | None) -> str:
     return disclosure.SUPPRESSED if share is None else pct(share)
 
 
+# Tables whose rows are not about people: their counts are printed as they are.
+NOT_PEOPLE = ("sites", "contracts")
+
+
 def rows_sentence(row_counts: pd.Series, policy: disclosure.Policy) -> str:
-    """How much data the site has, with every count rounded like any other published count."""
-    return ("The dataset passed every rule of the data contract. Rows used for this site (rounded): "
-            + ", ".join(f"{name} {policy.publish_count(n)}" for name, n in row_counts.items()) + ".")
+    """How much data the site has: rows of tables about people rounded like any other published
+    count of people; sites and contracts counted exactly (suppression is for people)."""
+    return ("The dataset passed every rule of the data contract. Rows used for this site (rows about people "
+            "rounded): " + ", ".join(f"{name} {n:,}" if name in NOT_PEOPLE else f"{name} {policy.publish_count(n)}"
+                                     for name, n in row_counts.items()) + ".")
 
 
 def published_warnings(warnings: list[Breach], policy: disclosure.Policy) -> list[str]:
