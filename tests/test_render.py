@@ -375,3 +375,22 @@ def test_quarto_typst_partials_give_the_built_in_page(tmp_path):
         assert f"Page {number} of {len(pdf)}" in text
     width, height = pdf[0].get_size()
     assert (round(width), round(height)) == (595, 842)  # A4, not Quarto's default US letter
+
+
+def test_pipe_table_columns_get_their_words_and_links_count_by_their_text():
+    # pandoc sizes a wide pipe table's columns by the separator's dashes: a column gets at least
+    # its longest word (+2), a link counts by its text, not its target, and the rest of the
+    # 100-character line goes to the columns that would wrap
+    import pandas as pd
+
+    from ipcreport.report.present import _with_column_widths
+
+    cells = pd.DataFrame({"Site": ["[Blackpool \\(E06000009\\)](../sites/E06000009/briefing.html)"],
+                          "Chance of exceeding": ["under 1%"]})
+    text = cells.to_markdown(index=False, colalign=["left", "right"])
+    separator = _with_column_widths(text, cells, ["left", "right"]).split("\n")[1]
+    site, chance = (len(part) for part in separator.strip("|").split("|"))
+    # floors: longest words "(E06000009)" 11 and "exceeding" 9, plus 2 for padding: 13 and 11;
+    # wants: the longest texts "Blackpool (E06000009)" 21 and "Chance of exceeding" 19, plus 2,
+    # minus the floors: 10 and 10; the spare 100 - 24 = 76 is shared 38 and 38
+    assert (site, chance) == (13 + 38, 11 + 38)

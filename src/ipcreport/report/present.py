@@ -204,6 +204,14 @@ def table(frame: pd.DataFrame, caption: str, index_label: str | None = None,
 _LINE_CHARACTERS = 100
 
 
+_LINK = re.compile(r"\[((?:[^\]\\]|\\.)*)\]\([^)]*\)")
+
+
+def _visible(markdown_text: object) -> str:
+    """What a reader sees of a Markdown cell: a link's text, not its target; no escapes."""
+    return _LINK.sub(r"\1", str(markdown_text)).replace("\\", "")
+
+
 def _with_column_widths(text: str, cells: pd.DataFrame, align: list[str]) -> str:
     """The pipe table with its separator line's dashes set to the widths the columns need.
 
@@ -216,7 +224,7 @@ def _with_column_widths(text: str, cells: pd.DataFrame, align: list[str]) -> str
     lines = text.split("\n")
     floor, want = [], []
     for column in range(cells.shape[1]):
-        texts = [str(cells.columns[column])] + [str(v) for v in cells.iloc[:, column]]
+        texts = [_visible(cells.columns[column])] + [_visible(v) for v in cells.iloc[:, column]]
         floor.append(max((len(w) for t in texts for w in t.split()), default=1) + 2)
         want.append(max(max(len(t) for t in texts) + 2 - floor[-1], 0))
     spare = max(_LINE_CHARACTERS - sum(floor), 0)
