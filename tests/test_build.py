@@ -68,6 +68,18 @@ def test_no_text_prints_over_other_text_in_any_pdf(built_by):
         assert overprinted(pdf) == [], (renderer, pdf.relative_to(report))
 
 
+def test_the_decision_page_fits_one_page_and_names_a_sum(built_by):
+    # the decisions and the note on how they are ranked end on the page where they begin
+    renderer, _, report = built_by
+    for path in sorted((report / "sites").glob("*/briefing.pdf")):
+        pages = [page.get_textpage().get_text_range() for page in pdfium.PdfDocument(path)]
+        first = next(i for i, text in enumerate(pages) if i > 0 and "Decisions for the board" in text)  # not contents
+        page = " ".join(pages[first].split())
+        assert "largest sums at stake first" in page, (renderer, path.parent.name)
+        decisions = page.split("Decisions for the board", 1)[1].split("largest sums at stake first")[0]
+        assert "Decision:" in decisions and "£" in decisions, (renderer, path.parent.name, decisions)
+
+
 def test_manifest_and_metrics(built):
     root, report = built
     manifest = json.loads((report / "manifest.json").read_text())
