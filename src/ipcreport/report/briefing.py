@@ -90,16 +90,14 @@ def headline_table(r: SiteResults, policy: disclosure.Policy = disclosure.DEFAUL
     m = r.metrics.values
     if not disclosure.enough(m["people_ipc"] or 0, policy):  # a median of a few is a person's budget
         return pd.DataFrame({"Value": {"Budget figures": f"withheld: fewer than {policy.threshold + 1} budget holders"}})
-    if not disclosure.enough(m["people_ipc"] or 0, policy):  # a median of a few is a person's budget
-        return pd.DataFrame({"Value": {"Budget figures": f"withheld: fewer than {policy.threshold + 1} budget holders"}})
     rows = {
         "Agreed budgets in the reporting year (pro-rated to its days)": money(m["budget_total"]),
         "Spent through budgets in the reporting year": money(m["spend_in_year"]),
         "Committed a year to budgets live on the extract date": money(m["budget_committed_annual"]),
         "Median budget per year of care": money(m["budget_median"]),
         "Utilisation of completed budgets": pct(m["utilisation"]),
-        "Median agreed / indicative budget": "not available" if m["ras_agreed_ratio_median"] is None
-        else f"{m['ras_agreed_ratio_median']:.2f}",
+        "Agreed budget against the allocation system's figure (median ratio; 1 = equal)":
+            "not available" if m["ras_agreed_ratio_median"] is None else f"{m['ras_agreed_ratio_median']:.2f}",
         "Budgets for needs no service met before": money(m["new_need_cost"]),
         "Net new money (budgets minus the same people's prior service cost)": money(m["net_new_money"]),
         "Double running, next 12 months (phased roll-out)": money(m["double_running_cost"]),
