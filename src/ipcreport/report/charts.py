@@ -625,7 +625,7 @@ def spine_chart(rows: pd.DataFrame, title: str, comparator: str = "England") -> 
 # ---------------------------------------------------------------------------------------------
 # outcomes and value for money
 
-DIMENSION_TITLES = {"overall": "All people", "cohort": "By cohort", "management": "By how the budget is held"}
+DIMENSION_TITLES = {"overall": "All people (unweighted)", "cohort": "By cohort", "management": "By how the budget is held"}
 
 
 def forest_plot(rows: pd.DataFrame, title: str,
@@ -638,7 +638,8 @@ def forest_plot(rows: pd.DataFrame, title: str,
     if len(rows) == 0:
         return _empty(title)
     rows = rows.reset_index(drop=True)
-    names = ["All people" if r.dimension == "overall" else f"  {label(r.subgroup)}" for r in rows.itertuples()]
+    names = ["All people (unweighted)" if r.dimension == "overall" else f"  {label(r.subgroup)}"
+             for r in rows.itertuples()]
     fig, ax = _new(1.0 + 0.36 * len(rows))
     y = np.arange(len(rows))[::-1]
     ok = rows["irr"].notna().to_numpy()

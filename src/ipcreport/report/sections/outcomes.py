@@ -194,6 +194,9 @@ def subgroup_rows(o: Outcomes, outcome: str = "admissions") -> pd.DataFrame:
 
 
 def subgroup_table(o: Outcomes, policy: disclosure.Policy, outcome: str = "admissions") -> pd.DataFrame:
+    """The breakdown by cohort and holding mode: each person against themselves, unweighted (the
+    weighted model, the headline, is fitted for all people only), so its first row is labelled
+    as the unweighted estimate: beside the headline it would otherwise read as a contradiction."""
     t = subgroup_rows(o, outcome)
     shown = [f"{irr:.2f} ({lo:.2f} to {hi:.2f})" if pd.notna(irr) else f"not shown: {reason}"
              for irr, lo, hi, reason in zip(t["irr"], t["low"], t["high"], t["reason"])]
@@ -202,7 +205,7 @@ def subgroup_table(o: Outcomes, policy: disclosure.Policy, outcome: str = "admis
         "Rate ratio (95% CI)": shown,
         "Budget holders": disclosure.publish_counts(t["n_ipc"], policy, with_total=False).to_numpy(),
         "Comparison": disclosure.publish_counts(t["n_comparison"], policy, with_total=False).to_numpy(),
-    }, index=["All people" if s == "all" else label(s) for s in t["subgroup"]])
+    }, index=["All people (unweighted)" if s == "all" else label(s) for s in t["subgroup"]])
 
 
 O_DIMENSIONS = {"overall": "All", "cohort": "Cohort", "management": "Held as"}
