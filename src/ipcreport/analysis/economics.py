@@ -255,38 +255,53 @@ def economic_panel(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.DataF
 # vectorised bootstrap of regression-adjusted (ATT) differences
 
 
-def _resample_counts(ipc: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """B x n matrix of resample counts: people resampled with replacement within each group."""
-    W = np.zeros((n_boot, len(ipc)))
+def _resample_split(ipc: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Resample counts per group: (B x budget holders, B x comparison people), people resampled
+    with replacement within each group. Kept apart so no step copies columns out of a B x n
+    matrix (at 100k people that copy was most of the bootstrap's time)."""
+    parts = []
     for mask in (ipc, ~ipc):
-        idx = np.flatnonzero(mask)
-        m = len(idx)
+        m = int(mask.sum())
         if m == 0:
+            parts.append(np.zeros((n_boot, 0)))
             continue
-        # m draws with replacement per resample, counted per person by one flat bincount
-        # (a multinomial per resample is the same distribution, ~10x slower)
-        picks = rng.integers(0, m, size=(n_boot, m)) + (np.arange(n_boot) * m)[:, None]
-        W[:, idx] = np.bincount(picks.ravel(), minlength=n_boot * m).reshape(n_boot, m)
+        # m draws with replacement per resample, counted per person by one flat bincount (a
+        # multinomial per resample is the same distribution, ~10x slower). int32 draws are the
+        # same numbers as int64 ones (numpy draws both 32 bits at a time), at half the memory.
+        picks = rng.integers(0, m, size=(n_boot, m), dtype=np.int32).astype(np.int64)
+        picks += (np.arange(n_boot) * m)[:, None]
+        parts.append(np.bincount(picks.ravel(), minlength=n_boot * m).reshape(n_boot, m).astype(float))
+    return parts[0], parts[1]
+
+
+def _resample_counts(ipc: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """B x n matrix of resample counts (:func:`_resample_split` put back in people's order)."""
+    wi, wc = _resample_split(ipc, n_boot, rng)
+    W = np.zeros((n_boot, len(ipc)))
+    W[:, ipc], W[:, ~ipc] = wi, wc
     return W
 
 
-def att_difference(y: np.ndarray, X: np.ndarray, ipc: np.ndarray, W: np.ndarray | None = None) -> np.ndarray:
+def att_difference(y: np.ndarray, X: np.ndarray, ipc: np.ndarray, W: np.ndarray | None = None,
+                   split: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Regression-adjusted difference for the treated, for each row of weights ``W`` (B x n).
 
     Budget holders' weighted mean of y minus the comparison group's weighted least-squares fit
     of y on X (X includes the intercept) evaluated at the budget holders' weighted mean of X.
     Rows with y missing (NaN) are left out. With X a column of ones this is the difference in
-    means. ``W=None`` means every weight 1 (the point estimate); returns an array of length B.
+    means. ``W=None`` means every weight 1 (the point estimate); ``split`` gives the weights
+    already split by group (:func:`_resample_split`) instead of ``W``. Returns an array of length B.
     """
     y = np.asarray(y, dtype=float)
     ok = ~np.isnan(y)
     ipc = np.asarray(ipc, dtype=bool)
-    if W is None:
-        W = np.ones((1, len(y)))
+    if split is None:
+        W = np.ones((1, len(y))) if W is None else W
+        split = W[:, ipc], W[:, ~ipc]
+    wi, wc = split
     y0 = np.where(ok, y, 0.0)
-    # split by group first, then zero the missing: at 100k people x 1,000 resamples every full
-    # copy of W costs a few hundred MB, and most outcomes have nothing missing
-    wi, wc = W[:, ipc], W[:, ~ipc]
+    # zero the missing only where there are any: most outcomes have nothing missing, and every
+    # copy of the weights costs a few hundred MB at 100k people x 250 resamples
     if not ok[ipc].all():
         wi = wi * ok[ipc]
     if not ok[~ipc].all():
@@ -512,14 +527,15 @@ def _per_year(panel: pd.DataFrame, ipc: np.ndarray) -> float:
     return len(panel.loc[ipc]) / years if years > 0 else 1.0
 
 
-def _break_even_draws(panel: pd.DataFrame, ipc: np.ndarray, adjust: bool, W: np.ndarray) -> np.ndarray:
-    """The break-even fall in each resample of ``W`` (cost to recover over the emergency cost,
-    both from the resample)."""
+def _break_even_draws(panel: pd.DataFrame, ipc: np.ndarray, adjust: bool,
+                      split: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The break-even fall in each resample (weights ``split`` by group, as from
+    :func:`_resample_split`): cost to recover over the emergency cost, both from the resample."""
     outside, X = _outside_cost(panel, adjust)
     emergency = panel["baseline_emergency_cost"].to_numpy(dtype=float)[ipc]
-    wi = W[:, ipc]
+    wi = split[0]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return att_difference(outside, X, ipc, W) * _per_year(panel, ipc) / (wi @ emergency / wi.sum(axis=1))
+        return att_difference(outside, X, ipc, split=split) * _per_year(panel, ipc) / (wi @ emergency / wi.sum(axis=1))
 
 
 def _break_even(panel: pd.DataFrame, ipc: np.ndarray, has_services: bool, adjust: bool,
@@ -585,12 +601,12 @@ def cost_effectiveness(panel: pd.DataFrame, n_boot: int = N_BOOT, seed: int = SE
     draws = {k: [] for k in outcomes}
     break_even_draws = []
     for start in range(0, n_boot, _CHUNK):
-        W = _resample_counts(ipc, min(_CHUNK, n_boot - start), rng)
+        split = _resample_split(ipc, min(_CHUNK, n_boot - start), rng)
         for k, (y, X) in outcomes.items():
             if enough[k]:
-                draws[k].append(att_difference(y, X, ipc, W))
+                draws[k].append(att_difference(y, X, ipc, split=split))
         if has_services:
-            break_even_draws.append(_break_even_draws(panel, ipc, adjust, W))
+            break_even_draws.append(_break_even_draws(panel, ipc, adjust, split))
     draws = {k: (np.concatenate(v) if v else np.full(n_boot, np.nan)) for k, v in draws.items()}
     points = {k: float(att_difference(y, X, ipc)[0]) if enough[k] else None for k, (y, X) in outcomes.items()}
     d_cost_crude = _estimate(points.pop("crude"), draws.pop("crude"), n_ipc + n_comp)
