@@ -130,15 +130,23 @@ def _person_pairs(panel: pd.DataFrame) -> pd.DataFrame:
 def _too_few(panel: pd.DataFrame, min_people: int, min_events: int) -> Estimate | None:
     """The reason (as an empty Estimate) a panel is too small for a rate ratio, or None."""
     n_ipc, n_comp = _group_sizes(panel) if len(panel) else (0, 0)
-    n = n_ipc + n_comp
     if min(n_ipc, n_comp) < min_people:
-        return _none(n, f"too few people for a stable estimate ({n_ipc} budget holders, {n_comp} comparison)")
+        return _too_few_reason(n_ipc, n_comp, 0.0, min_people, min_events)
     count_col = "episodes" if "episodes" in panel.columns else "events"
     cells = panel.groupby(["ipc", "after"])[count_col].sum().reindex(
         pd.MultiIndex.from_product([[0, 1], [0, 1]]), fill_value=0)
-    if cells.min() < min_events:
+    return _too_few_reason(n_ipc, n_comp, cells.min(), min_people, min_events)
+
+
+def _too_few_reason(n_ipc: int, n_comp: int, fewest_events: float, min_people: int,
+                    min_events: int) -> Estimate | None:
+    """:func:`_too_few` from the group sizes and the fewest events in a group and window."""
+    n = n_ipc + n_comp
+    if min(n_ipc, n_comp) < min_people:
+        return _none(n, f"too few people for a stable estimate ({n_ipc} budget holders, {n_comp} comparison)")
+    if fewest_events < min_events:
         return _none(n, f"too few events for a stable estimate (fewest in any group and period: "
-                        f"{int(cells.min())}; at least {min_events} needed)")
+                        f"{int(fewest_events)}; at least {min_events} needed)")
     return None
 
 
@@ -169,20 +177,49 @@ def conditional_rate_ratio(panel: pd.DataFrame, weights: "pd.Series | Propensity
     w, person = np.ones(len(pairs)), None
     if weights is not None:
         w, person = _person_weights(pairs, weights)
+    return _binomial_estimate(y1, total, X, offset, w, n, weights if person is not None else None, person)
+
+
+def _binomial_fit(y1: np.ndarray, total: np.ndarray, X: np.ndarray, offset: np.ndarray,
+                  w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(coefficients, fitted after-window probabilities) of the weighted binomial logit with
+    offset. Newton on the sufficient statistics (for the canonical link it is statsmodels'
+    IRLS, here without building a GLM per subgroup); statsmodels' GLM where Newton does not
+    settle (separation, overflow), so degenerate data fail exactly as before."""
+    beta = np.zeros(X.shape[1])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for _ in range(50):
+            p = 1.0 / (1.0 + np.exp(-(offset + X @ beta)))
+            try:
+                step = np.linalg.solve((X * (w * total * p * (1 - p))[:, None]).T @ X, X.T @ (w * (y1 - total * p)))
+            except np.linalg.LinAlgError:
+                break
+            beta = beta + step
+            if not np.isfinite(beta).all():
+                break
+            if np.abs(step).max() < 1e-12 * max(1.0, np.abs(beta).max()):
+                return beta, 1.0 / (1.0 + np.exp(-(offset + X @ beta)))
+    fit = sm.GLM(np.column_stack([y1, total - y1]), X, family=sm.families.Binomial(), offset=offset,
+                 var_weights=w).fit()
+    return np.asarray(fit.params, dtype=float), np.asarray(fit.mu, dtype=float)
+
+
+def _binomial_estimate(y1: np.ndarray, total: np.ndarray, X: np.ndarray, offset: np.ndarray, w: np.ndarray,
+                       n: int, model: "PropensityModel | None" = None, person: np.ndarray | None = None) -> Estimate:
+    """The rate ratio of the conditional model from per-person arrays (see
+    :func:`conditional_rate_ratio`): robust sandwich, or the stacked one with a propensity model."""
     try:
-        fit = sm.GLM(np.column_stack([y1, total - y1]), X, family=sm.families.Binomial(), offset=offset,
-                     var_weights=w).fit()
+        params, p = _binomial_fit(y1, total, X, offset, w)
     except (np.linalg.LinAlgError, ValueError) as err:  # pragma: no cover - degenerate data
         return _none(n, f"the model could not be fitted ({err})")
-    p = np.asarray(fit.mu, dtype=float)
     resid, slope = y1 - total * p, total * p * (1 - p)  # score residual and its derivative
-    if person is not None:
-        V = _stacked_variance(weights, person, X, w, resid, slope)
+    if model is not None:
+        V = _stacked_variance(model, person, X, w, resid, slope)
     else:
         bread = np.linalg.inv((X * (w * slope)[:, None]).T @ X)
         meat = (X * (w * resid)[:, None]).T @ (X * (w * resid)[:, None])
-        V = bread @ meat @ bread * len(pairs) / (len(pairs) - 1)
-    beta, se = float(fit.params[1]), float(np.sqrt(V[1, 1]))
+        V = bread @ meat @ bread * len(y1) / (len(y1) - 1)
+    beta, se = float(params[1]), float(np.sqrt(V[1, 1]))
     if not np.isfinite(beta) or not np.isfinite(se) or se == 0:
         return _none(n, "the model did not give a finite estimate")
     return Estimate(float(np.exp(beta)), float(np.exp(beta - Z95 * se)), float(np.exp(beta + Z95 * se)), n=n, se=se)
@@ -236,6 +273,8 @@ def rate_ratio_subgroups(panel: pd.DataFrame, outcome: str = "admissions", **kw)
     an estimate). A management subgroup is that mode's budget holders against the whole
     comparison group (comparison people hold no budget).
     """
+    if kw.get("weights") is None and "episodes" in panel.columns and len(panel):
+        return _subgroups_by_person(panel, outcome, **{k: v for k, v in kw.items() if k != "weights"})
     rows = [_subgroup_row(outcome, "overall", "all", panel, **kw)]
     cohorts = set(panel["cohort"].dropna().unique())  # once: iterating a column per cohort is slow at 100k
     present = [c for c in COHORTS if c in cohorts] + sorted(cohorts - set(COHORTS))
@@ -246,6 +285,73 @@ def rate_ratio_subgroups(panel: pd.DataFrame, outcome: str = "admissions", **kw)
     for mode in [m for m in MANAGEMENT if m in modes] + sorted(modes - set(MANAGEMENT)):
         sub = pd.concat([panel[(panel["ipc"] == 1) & (panel["management"] == mode)], comparison])
         rows.append(_subgroup_row(outcome, "management", mode, sub, **kw))
+    out = pd.DataFrame(rows, columns=SUBGROUP_COLUMNS)
+    out["reason"] = out["reason"].astype(object).where(out["reason"].notna(), None)
+    return out
+
+
+class _PersonWindows:
+    """A panel as one row per person (its before row) with the after window beside it, as numpy
+    arrays, so each subgroup is a boolean mask: no pandas filtering, merging or model object per
+    subgroup (at 100k people those were most of the subgroup table's time)."""
+
+    def __init__(self, panel: pd.DataFrame):
+        before = panel[panel["after"].to_numpy() == 0]
+        after = panel[panel["after"].to_numpy() == 1]
+        pos = pd.Index(before["person_id"]).get_indexer(after["person_id"])
+        self.ipc = before["ipc"].to_numpy() == 1
+        self.cohort, self.management = before["cohort"], before["management"]
+        self.y0, self.e0, self.t0 = (before[c].to_numpy(dtype=float) for c in ("events", "episodes", "years"))
+        self.has_after = np.zeros(len(before), dtype=bool)
+        self.y1, self.e1, self.t1 = np.zeros(len(before)), np.zeros(len(before)), np.ones(len(before))
+        ok = pos >= 0  # an after row without a before row never happens in before_after_panel's panels
+        self.has_after[pos[ok]] = True
+        for name, col in (("y1", "events"), ("e1", "episodes"), ("t1", "years")):
+            getattr(self, name)[pos[ok]] = after[col].to_numpy(dtype=float)[ok]
+
+    def row(self, mask: np.ndarray, min_people: int, min_events: int) -> tuple[Estimate, int, int, int]:
+        """(the conditional rate ratio, n_ipc, n_comparison, events) of the people in ``mask``."""
+        ipc = self.ipc[mask]
+        n_ipc, n_comp = int(ipc.sum()), int(len(ipc) - ipc.sum())
+        both = mask & self.has_after
+        e0, e1 = self.e0[mask], self.e1[both]
+        events = int(e0.sum() + e1.sum())
+        fewest = min(e0[ipc].sum(), e0[~ipc].sum(), e1[self.ipc[both]].sum(), e1[~self.ipc[both]].sum())
+        if (few := _too_few_reason(n_ipc, n_comp, fewest, min_people, min_events)) is not None:
+            return few, n_ipc, n_comp, events
+        return self._estimate(both), n_ipc, n_comp, events
+
+    def _estimate(self, both: np.ndarray) -> Estimate:
+        """:func:`conditional_rate_ratio` (no weights) of the people in ``both``."""
+        n = int(both.sum())
+        use = both & ((self.y0 + self.y1) > 0)
+        x = self.ipc[use].astype(float)
+        if use.sum() < 3 or x.min() == x.max():
+            return _none(n, "too few people with events in either window")
+        y1, total = self.y1[use], self.y0[use] + self.y1[use]
+        offset = np.log(self.t1[use] / self.t0[use])
+        return _binomial_estimate(y1, total, np.column_stack([np.ones(len(x)), x]), offset, np.ones(len(x)), n)
+
+
+def _subgroups_by_person(panel: pd.DataFrame, outcome: str, min_people: int = MIN_PEOPLE_PER_GROUP,
+                         min_events: int = MIN_EVENTS_PER_CELL) -> pd.DataFrame:
+    """:func:`rate_ratio_subgroups` without weights, on :class:`_PersonWindows`."""
+    P = _PersonWindows(panel)
+    groups = [("overall", "all", np.ones(len(P.ipc), dtype=bool))]
+    cohort = P.cohort.to_numpy(dtype=object, na_value=None)
+    cohorts = set(P.cohort.dropna().unique())
+    for c in [c for c in COHORTS if c in cohorts] + sorted(cohorts - set(COHORTS)):
+        groups.append(("cohort", c, cohort == c))
+    management = P.management.to_numpy(dtype=object, na_value=None)
+    modes = set(P.management[P.ipc].dropna().unique())
+    for mode in [m for m in MANAGEMENT if m in modes] + sorted(modes - set(MANAGEMENT)):
+        groups.append(("management", mode, (P.ipc & (management == mode)) | ~P.ipc))
+    rows = []
+    for dimension, subgroup, mask in groups:
+        est, n_ipc, n_comp, events = P.row(mask, min_people, min_events)
+        rows.append({"outcome": outcome, "dimension": dimension, "subgroup": subgroup, "irr": est.value,
+                     "low": est.low, "high": est.high, "n": n_ipc + n_comp, "n_ipc": n_ipc,
+                     "n_comparison": n_comp, "events": events, "reason": est.reason})
     out = pd.DataFrame(rows, columns=SUBGROUP_COLUMNS)
     out["reason"] = out["reason"].astype(object).where(out["reason"].notna(), None)
     return out
