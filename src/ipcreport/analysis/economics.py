@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..data.frames import positions
 from .outcomes import MIN_PEOPLE_PER_GROUP, WINDOW_DAYS, Estimate
 
 WTP_THRESHOLDS = (20_000, 30_000)  # GBP per QALY (NICE's usual range)
@@ -89,15 +90,32 @@ def _event_costs(events: pd.DataFrame) -> pd.Series:
     return cost.fillna(type_mean).fillna(0.0)
 
 
-def _months_in(frame: pd.DataFrame, window: pd.DataFrame, column: str, keep: tuple[str, ...] = ()):
-    """``frame``'s rows (person_id, month, ``column``, ``keep``) joined to each person's
-    follow-up year: (rows, month starts inside the year, month starts in the 365 days before
-    index, the values as floats)."""
-    f = frame[["person_id", "month", column, *keep]].merge(window[["person_id", "index_date", "end"]], on="person_id")
-    after = (f["month"] >= f["index_date"]) & (f["month"] <= f["end"])
-    before = (f["month"] < f["index_date"]) & (f["month"] >= f["index_date"] - pd.Timedelta(days=365))
-    value = f[column].astype(float)
-    return f, after, before, value
+def _in_windows(frame: pd.DataFrame, window: pd.DataFrame, date: str, days_before: int = 365):
+    """Each of ``frame``'s rows placed in its person's follow-up year (``window``: person_id,
+    index_date, end, one row a person): (the person's row in ``window``, -1 for people not in it;
+    ``date`` inside the year; ``date`` in the ``days_before`` before index). Arrays, not a merge:
+    merging millions of rows on Arrow-text person IDs was most of this module's time."""
+    pos = positions(frame["person_id"], window["person_id"])
+    found = pos >= 0
+    at = np.where(found, pos, 0)
+    when = frame[date].to_numpy()
+    start, end = window["index_date"].to_numpy()[at], window["end"].to_numpy()[at]
+    after = found & (when >= start) & (when <= end)
+    before = found & (when < start) & (when >= start - np.timedelta64(days_before, "D"))
+    return pos, after, before
+
+
+def _per_person(pos: np.ndarray, mask: np.ndarray, value: np.ndarray, n: int) -> np.ndarray:
+    """Sum of ``value`` over the rows in ``mask`` for each of n people (missing values count 0,
+    as pandas' sum skips them)."""
+    return np.bincount(pos[mask], weights=np.nan_to_num(value[mask], nan=0.0), minlength=n)[:n]
+
+
+def _months_in(frame: pd.DataFrame, window: pd.DataFrame, column: str):
+    """``frame``'s monthly rows in each person's follow-up year (:func:`_in_windows` on its
+    month), with the values of ``column`` as floats."""
+    pos, after, before = _in_windows(frame, window, "month")
+    return pos, after, before, frame[column].to_numpy(dtype=float, na_value=np.nan)
 
 
 def _education_share(budgets: pd.DataFrame) -> pd.Series:
@@ -146,42 +164,45 @@ def follow_up_costs(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.Data
         overlap = ((hi - lo) / day + 1).clip(lower=0)
         length = (b["period_end"] - b["period_start"]) / day + 1
         money = b["agreed_budget"].astype(float) * overlap / length
-        budget = money.groupby(b["person_id"]).sum()
+        gross_budget = p["person_id"].map(money.groupby(b["person_id"]).sum()).fillna(0.0).astype(float)
     else:
-        s, after, _, value = _months_in(spend.rename(columns={"amount": "_amount"}), p, "_amount")
-        budget = value[after].groupby(s.loc[after, "person_id"]).sum()
-    gross_budget = p["person_id"].map(budget).fillna(0.0).astype(float)
-    education = p["person_id"].map(_education_share(budgets)).fillna(0.0).astype(float)
+        pos, after, _, value = _months_in(spend, p, "amount")
+        gross_budget = pd.Series(_per_person(pos, after, value, len(p)), index=p.index)
+    share = _education_share(budgets)
+    at = positions(p["person_id"], pd.Series(share.index, dtype=p["person_id"].dtype))
+    education = pd.Series(np.append(share.to_numpy(dtype=float), 0.0)[at], index=p.index)  # -1 (no budget): 0
     p["budget_cost"] = gross_budget * (1 - education)
     p["education_cost"] = gross_budget * education
-
-    p["services_cost"], p["baseline_services_cost"] = 0.0, 0.0
-    if services is not None and not services.empty:
-        f, after, before, value = _months_in(services, p, "cost", keep=("funder",))
-        edu = (f["funder"] == "education").to_numpy()
-        p["services_cost"] = p["person_id"].map(value[after & ~edu].groupby(f.loc[after & ~edu, "person_id"]).sum())
-        p["education_cost"] += p["person_id"].map(value[after & edu].groupby(f.loc[after & edu, "person_id"]).sum()
-                                                  ).fillna(0.0)
-        p["baseline_services_cost"] = p["person_id"].map(
-            value[before & ~edu].groupby(f.loc[before & ~edu, "person_id"]).sum())
-        p[["services_cost", "baseline_services_cost"]] = p[["services_cost", "baseline_services_cost"]].fillna(0.0)
-
-    ev = events[["person_id", "event_date", "event_type"]].assign(cost=_event_costs(events)).merge(
-        p[["person_id", "index_date", "end"]], on="person_id")
-    after = (ev["event_date"] >= ev["index_date"]) & (ev["event_date"] <= ev["end"])
-    before = (ev["event_date"] < ev["index_date"]) & (ev["event_date"] >= ev["index_date"] - window_days * day)
-    emergency = ev["event_type"] == "emergency_admission"
-
-    def total(mask):
-        return p["person_id"].map(ev.loc[mask].groupby("person_id")["cost"].sum()).fillna(0.0)
-
-    p["hospital_cost"], p["baseline_hospital_cost"] = total(after), total(before)
-    p["emergency_cost"], p["baseline_emergency_cost"] = total(after & emergency), total(before & emergency)
+    _services_costs(p, services)
+    _hospital_costs(p, events, window_days)
     prior = p["prior_service_cost"].astype(float).fillna(0.0)
     p["usual_care_cost"] = np.where((p["ipc"] == 0) & usual_care, prior * p["days"] / 365.0, 0.0)
     p["total_cost"] = p["budget_cost"] + p["services_cost"] + p["hospital_cost"] + p["usual_care_cost"]
     p["prior_service_cost"] = prior
     return p[COST_COLUMNS]
+
+
+def _services_costs(p: pd.DataFrame, services: pd.DataFrame | None) -> None:
+    """Outside services in the follow-up year and the year before (education's apart), into ``p``."""
+    p["services_cost"], p["baseline_services_cost"] = 0.0, 0.0
+    if services is None or services.empty:
+        return
+    pos, after, before, value = _months_in(services, p, "cost")
+    edu = (services["funder"] == "education").to_numpy(dtype=bool, na_value=False)
+    p["services_cost"] = _per_person(pos, after & ~edu, value, len(p))
+    p["education_cost"] += _per_person(pos, after & edu, value, len(p))
+    p["baseline_services_cost"] = _per_person(pos, before & ~edu, value, len(p))
+
+
+def _hospital_costs(p: pd.DataFrame, events: pd.DataFrame, window_days: int) -> None:
+    """Hospital and emergency admission costs in the follow-up year and the ``window_days``
+    before index, into ``p``."""
+    pos, after, before = _in_windows(events, p, "event_date", window_days)
+    cost = _event_costs(events).to_numpy(dtype=float)
+    emergency = (events["event_type"] == "emergency_admission").to_numpy(dtype=bool, na_value=False)
+    p["hospital_cost"], p["baseline_hospital_cost"] = (_per_person(pos, m, cost, len(p)) for m in (after, before))
+    p["emergency_cost"], p["baseline_emergency_cost"] = (_per_person(pos, m & emergency, cost, len(p))
+                                                         for m in (after, before))
 
 
 COST_COLUMNS = ["person_id", "group", "ipc", "cohort", "management", "days", "died", "budget_cost", "services_cost",
@@ -262,15 +283,14 @@ def _resample_split(ipc: np.ndarray, n_boot: int, rng: np.random.Generator) -> t
     parts = []
     for mask in (ipc, ~ipc):
         m = int(mask.sum())
-        if m == 0:
-            parts.append(np.zeros((n_boot, 0)))
-            continue
-        # m draws with replacement per resample, counted per person by one flat bincount (a
-        # multinomial per resample is the same distribution, ~10x slower). int32 draws are the
-        # same numbers as int64 ones (numpy draws both 32 bits at a time), at half the memory.
-        picks = rng.integers(0, m, size=(n_boot, m), dtype=np.int32).astype(np.int64)
-        picks += (np.arange(n_boot) * m)[:, None]
-        parts.append(np.bincount(picks.ravel(), minlength=n_boot * m).reshape(n_boot, m).astype(float))
+        out = np.zeros((n_boot, m))
+        # m draws with replacement per resample, counted per person (a multinomial per resample
+        # is the same distribution, ~10x slower). One resample at a time draws the same stream as
+        # a B x m block did, without B x m index arrays; int32 draws equal int64 ones (numpy
+        # draws both 32 bits at a time). The loop is over resamples, never over people.
+        for b in range(n_boot if m else 0):
+            out[b] = np.bincount(rng.integers(0, m, size=m, dtype=np.int32), minlength=m)
+        parts.append(out)
     return parts[0], parts[1]
 
 
