@@ -113,7 +113,7 @@ def test_binomial_newton_matches_statsmodels_glm_with_weights_and_offset():
     np.testing.assert_allclose(p, ref.mu, rtol=1e-10)
 
 
-@pytest.mark.parametrize("outcome", ["emergency_admission", "planned_admission"])
+@pytest.mark.parametrize("outcome", ["emergency_admission", "elective_admission"])
 def test_conditional_rate_ratio_equals_the_statsmodels_fit_unweighted_and_weighted(site, outcome):
     p, ev, sv = site["people"], site["events"], site["surveys"]
     panel = O.before_after_panel(p, ev, outcome, EXTRACT)
@@ -159,3 +159,74 @@ def test_active_holders_equal_the_month_by_month_count(site):
     starts, exits = holders["index_date"].dt.to_period("M").to_numpy(), holders["exit_date"].dt.to_period("M")
     by_month = [int(((starts <= m) & ~(exits < m).fillna(False).to_numpy()).sum()) for m in months]
     pd.testing.assert_series_equal(active_holders(data, months), pd.Series(by_month, index=months, dtype=float))
+
+
+# ---------------------------------------------------------------------------------------------
+# follow-up costs: rows placed in people's windows by Arrow positions, against the merges they replace
+
+from ipcreport.data.frames import positions  # noqa: E402
+
+
+def test_positions_are_the_rows_a_merge_on_person_id_joins():
+    keys = pd.Series(["b", "a", "c", None], dtype="str")
+    column = pd.Series(["a", "z", "c", "a", None, "b"], dtype="str")
+    np.testing.assert_array_equal(positions(column, keys.dropna()), [1, -1, 2, 1, -1, 0])
+    np.testing.assert_array_equal(positions(pd.Series([3, 1, 7]), pd.Series([1, 2, 3])), [2, 0, -1])
+
+
+def _legacy_window_sums(frame, window, date, value, mask_extra=None, before=False):
+    """Per person of ``window``: sum of ``value`` over ``frame``'s rows in the follow-up year
+    (or the 365 days before index), by a merge and a groupby as first written."""
+    f = frame.assign(_v=value).merge(window[["person_id", "index_date", "end"]], on="person_id")
+    inside = ((f[date] < f["index_date"]) & (f[date] >= f["index_date"] - pd.Timedelta(days=365)) if before
+              else (f[date] >= f["index_date"]) & (f[date] <= f["end"]))
+    if mask_extra is not None:
+        inside &= mask_extra(f)
+    return window["person_id"].map(f.loc[inside].groupby("person_id")["_v"].sum()).fillna(0.0).to_numpy(float)
+
+
+def test_follow_up_costs_equal_the_merge_and_groupby_sums(site):
+    t = site
+    costs = E.follow_up_costs(t["people"], t["budgets"], t["events"], EXTRACT, spend=t["spend"],
+                              services=t["services"])
+    window = t["people"].set_index("person_id").loc[costs["person_id"], ["index_date"]].reset_index()
+    window["end"] = window["index_date"] + (costs["days"].to_numpy() - 1) * pd.Timedelta(days=1)
+    spend = _legacy_window_sums(t["spend"], window, "month", t["spend"]["amount"].astype(float))
+    edu_share = window["person_id"].map(E._education_share(t["budgets"])).fillna(0.0).to_numpy()
+    np.testing.assert_allclose(costs["budget_cost"], spend * (1 - edu_share), rtol=1e-12, atol=1e-9)
+    sv = t["services"]
+    not_edu = lambda f: f["funder"] != "education"  # noqa: E731
+    for column, before in (("services_cost", False), ("baseline_services_cost", True)):
+        legacy = _legacy_window_sums(sv, window, "month", sv["cost"].astype(float), not_edu, before)
+        np.testing.assert_allclose(costs[column], legacy, rtol=1e-12, atol=1e-9)
+    ev, cost = t["events"], E._event_costs(t["events"])
+    emergency = lambda f: f["event_type"] == "emergency_admission"  # noqa: E731
+    for column, extra, before in (("hospital_cost", None, False), ("baseline_hospital_cost", None, True),
+                                  ("emergency_cost", emergency, False), ("baseline_emergency_cost", emergency, True)):
+        legacy = _legacy_window_sums(ev, window, "event_date", cost, extra, before)
+        np.testing.assert_allclose(costs[column], legacy, rtol=1e-12, atol=1e-9)
+    assert costs["services_cost"].sum() > 0 and costs["baseline_emergency_cost"].sum() > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the pooled Poisson DiD: Newton and a bincount sandwich against statsmodels' cluster-robust GLM
+
+
+@pytest.mark.parametrize("outcome,measure", [("emergency_admission", "count"), ("emergency_admission", "bed_days"),
+                                             ("elective_admission", "count")])
+def test_pooled_rate_ratio_equals_statsmodels_cluster_robust_glm(site, outcome, measure):
+    panel = O.before_after_panel(site["people"], site["events"], outcome, EXTRACT, measure)
+    ipc, after = panel["ipc"].to_numpy(float), panel["after"].to_numpy(float)
+    groups = pd.factorize(panel["person_id"])[0]
+    X = np.column_stack([np.ones(len(panel)), ipc, after, ipc * after, (groups % 7) / 7])  # plus a person covariate
+    y, offset = panel["events"].to_numpy(float), np.log(panel["years"].to_numpy(float))
+    ref = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset).fit(
+        cov_type="cluster", cov_kwds={"groups": groups}, tol=1e-13)
+    beta, cov, mu = D._poisson_cluster(y, X, offset, groups)
+    np.testing.assert_allclose(beta, ref.params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(cov, ref.cov_params(), rtol=1e-8)
+    np.testing.assert_allclose(mu, ref.mu, rtol=1e-9)
+    est = O.did_rate_ratio(panel)
+    ref4 = sm.GLM(y, X[:, :4], family=sm.families.Poisson(), offset=offset).fit(
+        cov_type="cluster", cov_kwds={"groups": groups})
+    np.testing.assert_allclose([np.log(est.value), est.se], [ref4.params[3], ref4.bse[3]], rtol=1e-8)

@@ -11,6 +11,7 @@ import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import SpecificationWarning
 
 from ...data.contract import COHORTS, MANAGEMENT
+from ...data.frames import positions
 from .balance import PropensityModel, _person_weights, _stacked_variance
 from .common import (DAYS_PER_YEAR, EVENT_OUTCOMES, MIN_EVENTS_PER_CELL, MIN_PEOPLE_PER_GROUP, WINDOW_DAYS, Z95,
                      Estimate, _design, _group_sizes, _none)
@@ -43,12 +44,14 @@ def before_after_panel(people: pd.DataFrame, events: pd.DataFrame, event_type: s
     if "exit_date" in p.columns:
         end = end.where(p["exit_date"].isna(), np.minimum(end, p["exit_date"]))
     p["after_end"] = end
-    ev = events.loc[events["event_type"] == event_type, ["person_id", "event_date", "bed_days"]].merge(
-        p[["person_id", "index_date", "before_start", "after_end"]], on="person_id"
-    )
-    weight = ev["bed_days"].astype(float).fillna(0.0) if measure == "bed_days" else pd.Series(1.0, index=ev.index)
-    before = (ev["event_date"] >= ev["before_start"]) & (ev["event_date"] < ev["index_date"])
-    after = (ev["event_date"] >= ev["index_date"]) & (ev["event_date"] <= ev["after_end"])
+    # each event's person as a row of p (Arrow positions, not a merge on Arrow-text IDs)
+    ev = events[events["event_type"] == event_type]
+    pos = positions(ev["person_id"], p["person_id"])
+    at, date = np.maximum(pos, 0), ev["event_date"].to_numpy()
+    index, start, end = (p[c].to_numpy()[at] for c in ("index_date", "before_start", "after_end"))
+    weight = (ev["bed_days"].to_numpy(dtype=float, na_value=0.0) if measure == "bed_days" else np.ones(len(ev)))
+    before = (pos >= 0) & (date >= start) & (date < index)
+    after = (pos >= 0) & (date >= index) & (date <= end)
     exposure = {
         0: np.full(len(p), float(window_days)),
         1: _days(p["after_end"] - p["index_date"]) + 1.0,
@@ -56,12 +59,11 @@ def before_after_panel(people: pd.DataFrame, events: pd.DataFrame, event_type: s
     rows = []
     base_cols = [c for c in keep if c not in ("index_date", "exit_date")]
     for period, mask in ((0, before), (1, after)):
-        ids = ev.loc[mask, "person_id"]
         rows.append(
             p[base_cols].assign(
                 after=period,
-                events=p["person_id"].map(weight[mask].groupby(ids).sum()).fillna(0.0).to_numpy(dtype=float),
-                episodes=p["person_id"].map(ids.value_counts()).fillna(0).to_numpy(dtype=float),
+                events=np.bincount(pos[mask], weights=weight[mask], minlength=len(p)).astype(float),
+                episodes=np.bincount(pos[mask], minlength=len(p)).astype(float),
                 years=exposure[period] / DAYS_PER_YEAR,
             )
         )
@@ -96,25 +98,61 @@ def did_rate_ratio(panel: pd.DataFrame, weights: "pd.Series | PropensityModel | 
         w, person = _person_weights(panel, weights)
         kwargs["var_weights"] = w
     groups = pd.factorize(panel["person_id"])[0]
+    y, offset = panel["events"].to_numpy(dtype=float), np.log(panel["years"].to_numpy(dtype=float))
     try:
-        with warnings.catch_warnings():
-            # statsmodels warns that robust errors with var_weights are "not fully supported";
-            # the cluster sandwich it computes is the correct weighted one (checked against a
-            # hand-built sandwich in tests/test_outcomes.py).
-            warnings.simplefilter("ignore", SpecificationWarning)
-            fit = sm.GLM(panel["events"].to_numpy(dtype=float), X, family=sm.families.Poisson(),
-                         offset=np.log(panel["years"].to_numpy(dtype=float)), **kwargs).fit(
-                cov_type="cluster", cov_kwds={"groups": groups})
+        params, cov, mu = _pooled_fit(y, X, offset, groups, kwargs)
     except (np.linalg.LinAlgError, ValueError) as err:  # pragma: no cover - degenerate data
         return _none(n, f"the model could not be fitted ({err})")
-    beta, se = float(fit.params[3]), float(fit.bse[3])
+    beta, se = float(params[3]), float(np.sqrt(cov[3, 3]))
     if person is not None:
-        mu = np.asarray(fit.mu, dtype=float)
-        y = panel["events"].to_numpy(dtype=float)
         se = float(np.sqrt(_stacked_variance(weights, person, X, kwargs["var_weights"], y - mu, mu)[3, 3]))
     if not np.isfinite(beta) or not np.isfinite(se) or se == 0:
         return _none(n, "the model did not give a finite estimate")
     return Estimate(float(np.exp(beta)), float(np.exp(beta - Z95 * se)), float(np.exp(beta + Z95 * se)), n=n, se=se)
+
+
+def _pooled_fit(y: np.ndarray, X: np.ndarray, offset: np.ndarray, groups: np.ndarray,
+                kwargs: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(coefficients, person-clustered covariance, fitted means) of the pooled Poisson model:
+    by Newton without weights (:func:`_poisson_cluster`), else (or where Newton does not
+    settle) statsmodels' GLM."""
+    if not kwargs and (fast := _poisson_cluster(y, X, offset, groups)) is not None:
+        return fast
+    with warnings.catch_warnings():
+        # statsmodels warns that robust errors with var_weights are "not fully supported";
+        # the cluster sandwich it computes is the correct weighted one (checked against a
+        # hand-built sandwich in tests/test_outcomes.py).
+        warnings.simplefilter("ignore", SpecificationWarning)
+        fit = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset, **kwargs).fit(
+            cov_type="cluster", cov_kwds={"groups": groups})
+    return np.asarray(fit.params), np.asarray(fit.cov_params()), np.asarray(fit.mu, dtype=float)
+
+
+def _poisson_cluster(y: np.ndarray, X: np.ndarray, offset: np.ndarray,
+                     groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """What statsmodels' ``GLM(y, X, Poisson, offset).fit(cov_type="cluster")`` gives (its
+    G/(G-1) x (N-1)/(N-K) correction included), by Newton from the intercept-only fit, with the
+    per-person scores summed by bincount. None where Newton does not settle."""
+    n, k = X.shape
+    beta = np.zeros(k)
+    beta[0] = np.log(y.sum() / np.exp(offset).sum())  # column 0 is the intercept
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(100):
+            mu = np.exp(offset + X @ beta)
+            step = np.linalg.solve((X * mu[:, None]).T @ X, X.T @ (y - mu))
+            beta = beta + step
+            if not np.isfinite(beta).all():
+                return None
+            if np.abs(step).max() < 1e-12 * max(1.0, np.abs(beta).max()):
+                break
+        else:
+            return None
+    mu = np.exp(offset + X @ beta)
+    bread = np.linalg.inv((X * mu[:, None]).T @ X)
+    g = int(groups.max()) + 1
+    scores = np.column_stack([np.bincount(groups, weights=X[:, j] * (y - mu), minlength=g) for j in range(k)])
+    cov = bread @ (scores.T @ scores) @ bread * g / (g - 1) * (n - 1) / (n - k)
+    return beta, cov, mu
 
 
 def _person_pairs(panel: pd.DataFrame) -> pd.DataFrame:
@@ -298,7 +336,7 @@ class _PersonWindows:
     def __init__(self, panel: pd.DataFrame):
         before = panel[panel["after"].to_numpy() == 0]
         after = panel[panel["after"].to_numpy() == 1]
-        pos = pd.Index(before["person_id"]).get_indexer(after["person_id"])
+        pos = positions(after["person_id"], before["person_id"])
         self.ipc = before["ipc"].to_numpy() == 1
         self.cohort, self.management = before["cohort"], before["management"]
         self.y0, self.e0, self.t0 = (before[c].to_numpy(dtype=float) for c in ("events", "episodes", "years"))
