@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..data.frames import positions
 from .outcomes import MIN_PEOPLE_PER_GROUP, WINDOW_DAYS, Estimate
 
 WTP_THRESHOLDS = (20_000, 30_000)  # GBP per QALY (NICE's usual range)
@@ -89,15 +90,32 @@ def _event_costs(events: pd.DataFrame) -> pd.Series:
     return cost.fillna(type_mean).fillna(0.0)
 
 
-def _months_in(frame: pd.DataFrame, window: pd.DataFrame, column: str, keep: tuple[str, ...] = ()):
-    """``frame``'s rows (person_id, month, ``column``, ``keep``) joined to each person's
-    follow-up year: (rows, month starts inside the year, month starts in the 365 days before
-    index, the values as floats)."""
-    f = frame[["person_id", "month", column, *keep]].merge(window[["person_id", "index_date", "end"]], on="person_id")
-    after = (f["month"] >= f["index_date"]) & (f["month"] <= f["end"])
-    before = (f["month"] < f["index_date"]) & (f["month"] >= f["index_date"] - pd.Timedelta(days=365))
-    value = f[column].astype(float)
-    return f, after, before, value
+def _in_windows(frame: pd.DataFrame, window: pd.DataFrame, date: str, days_before: int = 365):
+    """Each of ``frame``'s rows placed in its person's follow-up year (``window``: person_id,
+    index_date, end, one row a person): (the person's row in ``window``, -1 for people not in it;
+    ``date`` inside the year; ``date`` in the ``days_before`` before index). Arrays, not a merge:
+    merging millions of rows on Arrow-text person IDs was most of this module's time."""
+    pos = positions(frame["person_id"], window["person_id"])
+    found = pos >= 0
+    at = np.where(found, pos, 0)
+    when = frame[date].to_numpy()
+    start, end = window["index_date"].to_numpy()[at], window["end"].to_numpy()[at]
+    after = found & (when >= start) & (when <= end)
+    before = found & (when < start) & (when >= start - np.timedelta64(days_before, "D"))
+    return pos, after, before
+
+
+def _per_person(pos: np.ndarray, mask: np.ndarray, value: np.ndarray, n: int) -> np.ndarray:
+    """Sum of ``value`` over the rows in ``mask`` for each of n people (missing values count 0,
+    as pandas' sum skips them)."""
+    return np.bincount(pos[mask], weights=np.nan_to_num(value[mask], nan=0.0), minlength=n)[:n]
+
+
+def _months_in(frame: pd.DataFrame, window: pd.DataFrame, column: str):
+    """``frame``'s monthly rows in each person's follow-up year (:func:`_in_windows` on its
+    month), with the values of ``column`` as floats."""
+    pos, after, before = _in_windows(frame, window, "month")
+    return pos, after, before, frame[column].to_numpy(dtype=float, na_value=np.nan)
 
 
 def _education_share(budgets: pd.DataFrame) -> pd.Series:
@@ -146,42 +164,45 @@ def follow_up_costs(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.Data
         overlap = ((hi - lo) / day + 1).clip(lower=0)
         length = (b["period_end"] - b["period_start"]) / day + 1
         money = b["agreed_budget"].astype(float) * overlap / length
-        budget = money.groupby(b["person_id"]).sum()
+        gross_budget = p["person_id"].map(money.groupby(b["person_id"]).sum()).fillna(0.0).astype(float)
     else:
-        s, after, _, value = _months_in(spend.rename(columns={"amount": "_amount"}), p, "_amount")
-        budget = value[after].groupby(s.loc[after, "person_id"]).sum()
-    gross_budget = p["person_id"].map(budget).fillna(0.0).astype(float)
-    education = p["person_id"].map(_education_share(budgets)).fillna(0.0).astype(float)
+        pos, after, _, value = _months_in(spend, p, "amount")
+        gross_budget = pd.Series(_per_person(pos, after, value, len(p)), index=p.index)
+    share = _education_share(budgets)
+    at = positions(p["person_id"], pd.Series(share.index, dtype=p["person_id"].dtype))
+    education = pd.Series(np.append(share.to_numpy(dtype=float), 0.0)[at], index=p.index)  # -1 (no budget): 0
     p["budget_cost"] = gross_budget * (1 - education)
     p["education_cost"] = gross_budget * education
-
-    p["services_cost"], p["baseline_services_cost"] = 0.0, 0.0
-    if services is not None and not services.empty:
-        f, after, before, value = _months_in(services, p, "cost", keep=("funder",))
-        edu = (f["funder"] == "education").to_numpy()
-        p["services_cost"] = p["person_id"].map(value[after & ~edu].groupby(f.loc[after & ~edu, "person_id"]).sum())
-        p["education_cost"] += p["person_id"].map(value[after & edu].groupby(f.loc[after & edu, "person_id"]).sum()
-                                                  ).fillna(0.0)
-        p["baseline_services_cost"] = p["person_id"].map(
-            value[before & ~edu].groupby(f.loc[before & ~edu, "person_id"]).sum())
-        p[["services_cost", "baseline_services_cost"]] = p[["services_cost", "baseline_services_cost"]].fillna(0.0)
-
-    ev = events[["person_id", "event_date", "event_type"]].assign(cost=_event_costs(events)).merge(
-        p[["person_id", "index_date", "end"]], on="person_id")
-    after = (ev["event_date"] >= ev["index_date"]) & (ev["event_date"] <= ev["end"])
-    before = (ev["event_date"] < ev["index_date"]) & (ev["event_date"] >= ev["index_date"] - window_days * day)
-    emergency = ev["event_type"] == "emergency_admission"
-
-    def total(mask):
-        return p["person_id"].map(ev.loc[mask].groupby("person_id")["cost"].sum()).fillna(0.0)
-
-    p["hospital_cost"], p["baseline_hospital_cost"] = total(after), total(before)
-    p["emergency_cost"], p["baseline_emergency_cost"] = total(after & emergency), total(before & emergency)
+    _services_costs(p, services)
+    _hospital_costs(p, events, window_days)
     prior = p["prior_service_cost"].astype(float).fillna(0.0)
     p["usual_care_cost"] = np.where((p["ipc"] == 0) & usual_care, prior * p["days"] / 365.0, 0.0)
     p["total_cost"] = p["budget_cost"] + p["services_cost"] + p["hospital_cost"] + p["usual_care_cost"]
     p["prior_service_cost"] = prior
     return p[COST_COLUMNS]
+
+
+def _services_costs(p: pd.DataFrame, services: pd.DataFrame | None) -> None:
+    """Outside services in the follow-up year and the year before (education's apart), into ``p``."""
+    p["services_cost"], p["baseline_services_cost"] = 0.0, 0.0
+    if services is None or services.empty:
+        return
+    pos, after, before, value = _months_in(services, p, "cost")
+    edu = (services["funder"] == "education").to_numpy(dtype=bool, na_value=False)
+    p["services_cost"] = _per_person(pos, after & ~edu, value, len(p))
+    p["education_cost"] += _per_person(pos, after & edu, value, len(p))
+    p["baseline_services_cost"] = _per_person(pos, before & ~edu, value, len(p))
+
+
+def _hospital_costs(p: pd.DataFrame, events: pd.DataFrame, window_days: int) -> None:
+    """Hospital and emergency admission costs in the follow-up year and the ``window_days``
+    before index, into ``p``."""
+    pos, after, before = _in_windows(events, p, "event_date", window_days)
+    cost = _event_costs(events).to_numpy(dtype=float)
+    emergency = (events["event_type"] == "emergency_admission").to_numpy(dtype=bool, na_value=False)
+    p["hospital_cost"], p["baseline_hospital_cost"] = (_per_person(pos, m, cost, len(p)) for m in (after, before))
+    p["emergency_cost"], p["baseline_emergency_cost"] = (_per_person(pos, m & emergency, cost, len(p))
+                                                         for m in (after, before))
 
 
 COST_COLUMNS = ["person_id", "group", "ipc", "cohort", "management", "days", "died", "budget_cost", "services_cost",
@@ -255,38 +276,52 @@ def economic_panel(people: pd.DataFrame, budgets: pd.DataFrame, events: pd.DataF
 # vectorised bootstrap of regression-adjusted (ATT) differences
 
 
-def _resample_counts(ipc: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """B x n matrix of resample counts: people resampled with replacement within each group."""
-    W = np.zeros((n_boot, len(ipc)))
+def _resample_split(ipc: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Resample counts per group: (B x budget holders, B x comparison people), people resampled
+    with replacement within each group. Kept apart so no step copies columns out of a B x n
+    matrix (at 100k people that copy was most of the bootstrap's time)."""
+    parts = []
     for mask in (ipc, ~ipc):
-        idx = np.flatnonzero(mask)
-        m = len(idx)
-        if m == 0:
-            continue
-        # m draws with replacement per resample, counted per person by one flat bincount
-        # (a multinomial per resample is the same distribution, ~10x slower)
-        picks = rng.integers(0, m, size=(n_boot, m)) + (np.arange(n_boot) * m)[:, None]
-        W[:, idx] = np.bincount(picks.ravel(), minlength=n_boot * m).reshape(n_boot, m)
+        m = int(mask.sum())
+        out = np.zeros((n_boot, m))
+        # m draws with replacement per resample, counted per person (a multinomial per resample
+        # is the same distribution, ~10x slower). One resample at a time draws the same stream as
+        # a B x m block did, without B x m index arrays; int32 draws equal int64 ones (numpy
+        # draws both 32 bits at a time). The loop is over resamples, never over people.
+        for b in range(n_boot if m else 0):
+            out[b] = np.bincount(rng.integers(0, m, size=m, dtype=np.int32), minlength=m)
+        parts.append(out)
+    return parts[0], parts[1]
+
+
+def _resample_counts(ipc: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """B x n matrix of resample counts (:func:`_resample_split` put back in people's order)."""
+    wi, wc = _resample_split(ipc, n_boot, rng)
+    W = np.zeros((n_boot, len(ipc)))
+    W[:, ipc], W[:, ~ipc] = wi, wc
     return W
 
 
-def att_difference(y: np.ndarray, X: np.ndarray, ipc: np.ndarray, W: np.ndarray | None = None) -> np.ndarray:
+def att_difference(y: np.ndarray, X: np.ndarray, ipc: np.ndarray, W: np.ndarray | None = None,
+                   split: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Regression-adjusted difference for the treated, for each row of weights ``W`` (B x n).
 
     Budget holders' weighted mean of y minus the comparison group's weighted least-squares fit
     of y on X (X includes the intercept) evaluated at the budget holders' weighted mean of X.
     Rows with y missing (NaN) are left out. With X a column of ones this is the difference in
-    means. ``W=None`` means every weight 1 (the point estimate); returns an array of length B.
+    means. ``W=None`` means every weight 1 (the point estimate); ``split`` gives the weights
+    already split by group (:func:`_resample_split`) instead of ``W``. Returns an array of length B.
     """
     y = np.asarray(y, dtype=float)
     ok = ~np.isnan(y)
     ipc = np.asarray(ipc, dtype=bool)
-    if W is None:
-        W = np.ones((1, len(y)))
+    if split is None:
+        W = np.ones((1, len(y))) if W is None else W
+        split = W[:, ipc], W[:, ~ipc]
+    wi, wc = split
     y0 = np.where(ok, y, 0.0)
-    # split by group first, then zero the missing: at 100k people x 1,000 resamples every full
-    # copy of W costs a few hundred MB, and most outcomes have nothing missing
-    wi, wc = W[:, ipc], W[:, ~ipc]
+    # zero the missing only where there are any: most outcomes have nothing missing, and every
+    # copy of the weights costs a few hundred MB at 100k people x 250 resamples
     if not ok[ipc].all():
         wi = wi * ok[ipc]
     if not ok[~ipc].all():
@@ -513,14 +548,15 @@ def _per_year(panel: pd.DataFrame, ipc: np.ndarray) -> float:
     return len(panel.loc[ipc]) / years if years > 0 else 1.0
 
 
-def _break_even_draws(panel: pd.DataFrame, ipc: np.ndarray, adjust: bool, W: np.ndarray) -> np.ndarray:
-    """The break-even fall in each resample of ``W`` (cost to recover over the emergency cost,
-    both from the resample)."""
+def _break_even_draws(panel: pd.DataFrame, ipc: np.ndarray, adjust: bool,
+                      split: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The break-even fall in each resample (weights ``split`` by group, as from
+    :func:`_resample_split`): cost to recover over the emergency cost, both from the resample."""
     outside, X = _outside_cost(panel, adjust)
     emergency = panel["baseline_emergency_cost"].to_numpy(dtype=float)[ipc]
-    wi = W[:, ipc]
+    wi = split[0]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return att_difference(outside, X, ipc, W) * _per_year(panel, ipc) / (wi @ emergency / wi.sum(axis=1))
+        return att_difference(outside, X, ipc, split=split) * _per_year(panel, ipc) / (wi @ emergency / wi.sum(axis=1))
 
 
 def _break_even(panel: pd.DataFrame, ipc: np.ndarray, has_services: bool, adjust: bool,
@@ -586,12 +622,12 @@ def cost_effectiveness(panel: pd.DataFrame, n_boot: int = N_BOOT, seed: int = SE
     draws = {k: [] for k in outcomes}
     break_even_draws = []
     for start in range(0, n_boot, _CHUNK):
-        W = _resample_counts(ipc, min(_CHUNK, n_boot - start), rng)
+        split = _resample_split(ipc, min(_CHUNK, n_boot - start), rng)
         for k, (y, X) in outcomes.items():
             if enough[k]:
-                draws[k].append(att_difference(y, X, ipc, W))
+                draws[k].append(att_difference(y, X, ipc, split=split))
         if has_services:
-            break_even_draws.append(_break_even_draws(panel, ipc, adjust, W))
+            break_even_draws.append(_break_even_draws(panel, ipc, adjust, split))
     draws = {k: (np.concatenate(v) if v else np.full(n_boot, np.nan)) for k, v in draws.items()}
     points = {k: float(att_difference(y, X, ipc)[0]) if enough[k] else None for k, (y, X) in outcomes.items()}
     d_cost_crude = _estimate(points.pop("crude"), draws.pop("crude"), n_ipc + n_comp)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import contract as C
+from ..data.frames import isin
 
 YEAR_DAYS = 365  # prior_service_cost is a 12-month figure, taken as 365 days; a year of care is 365 days
 
@@ -116,7 +117,7 @@ def direct_payment_unspent_in_year(people: pd.DataFrame, budgets: pd.DataFrame, 
     period does not offset another person's unspent money), split by the period's funder shares.
     """
     dp_people = people.loc[people["management"] == "direct_payment", "person_id"]
-    periods = in_year(budgets[budgets["person_id"].isin(dp_people)], window)
+    periods = in_year(budgets[isin(budgets["person_id"], dp_people)], window)
     zero = pd.Series(0.0, index=list(C.FUNDERS))
     if periods.empty:
         return zero

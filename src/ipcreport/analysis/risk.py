@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import gamma
 
+from ..data.frames import isin
 from . import money as M
 
 MONTH_DAYS = 30.4375
@@ -90,7 +91,7 @@ def budget_spend_per_month(spend: pd.DataFrame, extract_date: pd.Timestamp, peop
     recent = spend[(spend["month"] > since) & (spend["month"] <= extract_date)]
     if people is not None:
         moved = people.loc[people["prior_service_cost"] > 0, "person_id"]
-        recent = recent[recent["person_id"].isin(moved)]
+        recent = recent[isin(recent["person_id"], moved)]
     return (recent.groupby("category")["amount"].sum().clip(lower=0) / months).astype(float)
 
 
@@ -274,7 +275,7 @@ class SpendInputs:
         holders = people[people["group"] == "ipc"]
         staying = holders.loc[holders["exit_date"].isna() | (holders["exit_date"] > extract_date), "person_id"]
         live = budgets[(budgets["period_start"] <= extract_date) & (budgets["period_end"] >= extract_date)
-                       & budgets["person_id"].isin(staying)]
+                       & isin(budgets["person_id"], staying)]
         if len(rated) < 2 or live.empty:
             return None
         daily = live["agreed_budget"].to_numpy(float) / M.period_days(live).to_numpy(float)
@@ -308,7 +309,7 @@ def exits_in_year(holders: pd.DataFrame, window) -> tuple[int, float]:
 def _new_holders_budgets(holders: pd.DataFrame, budgets: pd.DataFrame, window) -> np.ndarray:
     """Annual agreed budget of the first period of each holder who started in the reporting year."""
     starters = holders.loc[holders["index_date"].between(window.start, window.end), "person_id"]
-    first = budgets[budgets["person_id"].isin(starters)].sort_values("period_start").drop_duplicates("person_id")
+    first = budgets[isin(budgets["person_id"], starters)].sort_values("period_start").drop_duplicates("person_id")
     return (first["agreed_budget"].to_numpy(float) * YEAR_DAYS / M.period_days(first).to_numpy(float))
 
 

@@ -12,6 +12,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from ...data.contract import COHORTS
+from ...data.frames import isin, positions
 from .common import DAYS_PER_YEAR, MIN_PEOPLE_PER_GROUP, PROPENSITY_CLIP, SMD_THRESHOLD, WINDOW_DAYS, _design
 
 
@@ -87,7 +88,7 @@ def standardised_differences(covariates: pd.DataFrame, weights: pd.Series | None
     ipc = covariates["ipc"].to_numpy() == 1
     if weights is not None:
         w_all = (covariates["person_id"].map(weights) if "person_id" in covariates.columns
-                 and weights.index.isin(covariates["person_id"]).any() else weights.reindex(covariates.index))
+                 and isin(pd.Series(weights.index), covariates["person_id"]).any() else weights.reindex(covariates.index))
         w_all = w_all.to_numpy(dtype=float)
     rows = []
     for c in cols:
@@ -228,11 +229,9 @@ def _stacked_parts(model: PropensityModel, person: np.ndarray, X: np.ndarray, w:
 def _person_weights(panel: pd.DataFrame, weights) -> tuple[np.ndarray, np.ndarray | None]:
     """Row weights for a panel, and (with a PropensityModel) each row's position in the model."""
     if isinstance(weights, PropensityModel):
-        pos = pd.Series(np.arange(len(weights.person_id)), index=weights.person_id)
-        person = panel["person_id"].map(pos).to_numpy()
-        if pd.isna(person).any():
+        person = positions(panel["person_id"], pd.Series(weights.person_id))
+        if (person < 0).any():
             raise ValueError("the propensity model must cover every person in the panel")
-        person = person.astype(int)
         return weights.weights.to_numpy()[person], person
     w = panel["person_id"].map(weights).to_numpy(dtype=float)
     if np.isnan(w).any():

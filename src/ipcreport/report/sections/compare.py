@@ -110,10 +110,15 @@ class Compare:
 
 def active_holders(data: SiteData, months: pd.PeriodIndex) -> pd.Series:
     """Budget holders enrolled by the end of each month and not left before it began."""
-    holders = data["people"][data["people"]["group"] == "ipc"]
-    starts = holders["index_date"].dt.to_period("M").to_numpy()
-    exits = holders["exit_date"].dt.to_period("M")
-    counts = [int(((starts <= m) & ~(exits < m).fillna(False).to_numpy()).sum()) for m in months]
+    people = data["people"]
+    holders = people[(people["group"] == "ipc") & people["index_date"].notna()]
+    # months as integers: enrolled by month m is start <= m; of those, gone before m began is
+    # m >= max(start, exit + 1). Two sorted searches instead of a pass over people per month.
+    start = holders["index_date"].dt.to_period("M").array.asi8
+    exit_ = holders["exit_date"].dt.to_period("M").array
+    gone = np.maximum(start, exit_.asi8 + 1)[~exit_.isna()]
+    m = months.asi8
+    counts = np.searchsorted(np.sort(start), m, side="right") - np.searchsorted(np.sort(gone), m, side="right")
     return pd.Series(counts, index=months, dtype=float)
 
 
