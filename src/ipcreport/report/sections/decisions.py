@@ -96,7 +96,8 @@ def overspend(r: "SiteResults") -> Decision | None:
                         "an overspend is.", DATA_GAP)
     gap = o.p95 - o.pooled_fund
     title = (f"Next year: spend forecast {spread} against a pooled fund of {money(o.pooled_fund)}; the chance of "
-             f"overspending is {probability(o.probability)}.")
+             f"overspending is {probability(o.probability)}"
+             + (f", by up to {money(gap)} (the 95th percentile over the fund)." if gap > 0 else "."))
     if o.probability >= 0.5:
         action = (f"plan now for an overspend of up to {money(max(gap, 0))} (the 95th percentile over the fund), "
                   "or slow enrolment.")
