@@ -204,43 +204,80 @@ def national_model(rows: pd.DataFrame, site: str = "site", max_iterations: int =
     # a site whose events all fall in one window has an infinite site term and says nothing of b
     share = rows.groupby(site)["y1"].transform("sum") / rows.groupby(site)["total"].transform("sum")
     rows = rows[(share > 0) & (share < 1)]
-    ipc = rows["ipc"].to_numpy(dtype=float)
-    if len(rows) < 3 or ipc.min() == ipc.max():
+    if len(rows) < 3 or rows["ipc"].min() == rows["ipc"].max():
         return O.Estimate(None, n=n, reason="too few people with events in either window in both groups")
     index, labels = pd.factorize(rows[site])
-    y1, total, offset = (rows[c].to_numpy(dtype=float) for c in ("y1", "total", "offset"))
-    c = rows["people"].to_numpy(dtype=float) * rows["weight"].to_numpy(dtype=float)  # likelihood weight of a row
-    k = len(labels)
-    sums = lambda v: np.bincount(index, weights=v, minlength=k)  # noqa: E731 - a per-site sum
-    a = np.log(sums(c * y1) / sums(c * (total - y1))) - sums(c * offset) / sums(c)  # start near the answer
-    b = 0.0
-    for _ in range(max_iterations):
-        p = 1 / (1 + np.exp(-(offset + a[index] + b * ipc)))
-        resid, slope = y1 - total * p, c * total * p * (1 - p)
-        g_a, g_b = sums(c * resid), float((c * resid * ipc).sum())
-        d, e, h_b = sums(slope), sums(slope * ipc), float((slope * ipc).sum())
-        schur = h_b - float((e**2 / d).sum())
-        step_b = (g_b - float((e * g_a / d).sum())) / schur
-        step_a = (g_a - e * step_b) / d
-        a, b = a + step_a, b + step_b
-        if max(abs(step_b), float(np.abs(step_a).max())) < 1e-10:
-            break
-    else:  # pragma: no cover - Newton on this concave likelihood converges in a handful of steps
+    arrays = _ModelArrays(index, len(labels), *(rows[c].to_numpy(dtype=float)
+                                                for c in ("y1", "total", "offset", "ipc", "people", "weight")))
+    fitted = _fit_site_terms(arrays, max_iterations)
+    if fitted is None:  # pragma: no cover - Newton on this concave likelihood converges in a handful of steps
         return O.Estimate(None, n=n, reason="the model did not converge")
-    p = 1 / (1 + np.exp(-(offset + a[index] + b * ipc)))
-    slope, score2 = c * total * p * (1 - p), rows["people"].to_numpy(dtype=float) * (
-        rows["weight"].to_numpy(dtype=float) * (y1 - total * p)) ** 2
-    d, e, h_b = sums(slope), sums(slope * ipc), float((slope * ipc).sum())
-    schur = h_b - float((e**2 / d).sum())
-    # the b row of the inverse Hessian, then that row's quadratic form with the meat
-    u_a, u_b = -e / (d * schur), 1 / schur
-    m_aa, m_ab, m_bb = sums(score2), sums(score2 * ipc), float((score2 * ipc).sum())
-    people = rows["people"].sum()
-    var = (u_b**2 * m_bb + 2 * u_b * float((u_a * m_ab).sum()) + float((u_a**2 * m_aa).sum())) * people / (people - 1)
+    b, var = fitted[1], _common_effect_variance(arrays, *fitted)
     se = float(np.sqrt(var))
     if not np.isfinite(b) or not np.isfinite(se) or se == 0:
         return O.Estimate(None, n=n, reason="the model did not give a finite estimate")
     return O.Estimate(float(np.exp(b)), float(np.exp(b - Z95 * se)), float(np.exp(b + Z95 * se)), n=n, se=se)
+
+
+@dataclass(frozen=True)
+class _ModelArrays:
+    """The national model's rows as arrays: each row's site (0..k-1) and its numbers."""
+
+    index: np.ndarray
+    k: int
+    y1: np.ndarray
+    total: np.ndarray
+    offset: np.ndarray
+    ipc: np.ndarray
+    people: np.ndarray
+    weight: np.ndarray
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """Per-site sums."""
+        return np.bincount(self.index, weights=values, minlength=self.k)
+
+    def fitted(self, a: np.ndarray, b: float) -> np.ndarray:
+        """After-window probabilities given the site terms and the common effect."""
+        return 1 / (1 + np.exp(-(self.offset + a[self.index] + b * self.ipc)))
+
+    def curvature(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """The Hessian's pieces: per-site diagonal d, its border e with b, and the Schur
+        complement of b (h_b - e'D^-1 e)."""
+        slope = self.people * self.weight * self.total * p * (1 - p)
+        d, e = self.sums(slope), self.sums(slope * self.ipc)
+        return d, e, float((slope * self.ipc).sum()) - float((e**2 / d).sum())
+
+
+def _fit_site_terms(m: _ModelArrays, max_iterations: int) -> tuple[np.ndarray, float] | None:
+    """(site terms, common effect) by Newton's method, solving each step through the Schur
+    complement of the bordered Hessian; None if it does not settle."""
+    c = m.people * m.weight  # likelihood weight of a row
+    a = np.log(m.sums(c * m.y1) / m.sums(c * (m.total - m.y1))) - m.sums(c * m.offset) / m.sums(c)  # near the answer
+    b = 0.0
+    for _ in range(max_iterations):
+        p = m.fitted(a, b)
+        resid = m.y1 - m.total * p
+        d, e, schur = m.curvature(p)
+        g_a, g_b = m.sums(c * resid), float((c * resid * m.ipc).sum())
+        step_b = (g_b - float((e * g_a / d).sum())) / schur
+        step_a = (g_a - e * step_b) / d
+        a, b = a + step_a, b + step_b
+        if max(abs(step_b), float(np.abs(step_a).max())) < 1e-10:
+            return a, b
+    return None
+
+
+def _common_effect_variance(m: _ModelArrays, a: np.ndarray, b: float) -> float:
+    """Robust sandwich variance of b, one row per person (a merged row counts its people),
+    with the n/(n-1) factor: the b row of the inverse Hessian, then its quadratic form with
+    the meat."""
+    p = m.fitted(a, b)
+    d, e, schur = m.curvature(p)
+    u_a, u_b = -e / (d * schur), 1 / schur
+    score2 = m.people * (m.weight * (m.y1 - m.total * p)) ** 2
+    m_aa, m_ab, m_bb = m.sums(score2), m.sums(score2 * m.ipc), float((score2 * m.ipc).sum())
+    people = m.people.sum()
+    return (u_b**2 * m_bb + 2 * u_b * float((u_a * m_ab).sum()) + float((u_a**2 * m_aa).sum())) * people / (people - 1)
 
 
 def national_model_of_sites(site_tables, extract_date: pd.Timestamp) -> O.Estimate:
