@@ -72,6 +72,8 @@ def test_the_since_table_says_no_change_and_names_projections(tmp_path):
     assert shown.loc["Chance of exceeding the pooled fund", "Beyond chance"] == "not tested (a projection)"
     assert shown.loc["Agreed budgets in the year", "Beyond chance"] == "not tested (counted, not estimated)"
     assert "went from under 1% to 15%" in since.sentence(changes)
+    # a verdict lost as NaN (a float column) is "not tested", never "yes"
+    assert since.table(changes.assign(beyond_chance=float("nan")))["Beyond chance"].str.startswith("not tested").all()
     # the overview: one row per site, a column per figure
     wide = since.overview_table(path, pd.DataFrame([now]))
     assert list(wide.index) == ["Alpha"]

@@ -47,7 +47,7 @@ def table(changes: pd.DataFrame) -> pd.DataFrame:
         "Then": [_show(v, k) for v, k in zip(changes["then"], changes["kind"])],
         "Now": [_show(v, k) for v, k in zip(changes["now"], changes["kind"])],
         "Change": [_change(row) for row in changes.itertuples()],
-        "Beyond chance": [_verdict(f, b if b is None or pd.isna(b) else bool(b))
+        "Beyond chance": [_verdict(f, None if b is None or pd.isna(b) else bool(b))
                           for f, b in zip(changes["figure"], changes["beyond_chance"])],
     }, index=changes["label"].to_numpy())
 
