@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .charts import gbp, label
+from .charts import label
+from .formats import gbp
 
 
 def _pct(v: float, signed: bool = False) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import disclosure
-from .charts import gbp
+from .formats import gbp
 from ..analysis import funnel as F
 from ..analysis import meta
 from ..analysis import indicators as I

@@ -23,7 +23,8 @@ from matplotlib.text import Text
 from IPython.display import Image, Markdown, display
 
 from . import disclosure, downloads
-from .charts import gbp, label
+from .charts import label
+from .formats import gbp
 from .escape import Markup, bold, compose, italic, link, markdown, spreadsheet_cell  # noqa: F401 - re-exported
 
 

@@ -10,7 +10,6 @@ from .balance import PropensityModel, imbalanced_covariates, person_covariates, 
 from .common import EVENT_OUTCOMES, QOL_MEASURES, WINDOW_DAYS, Estimate
 from .did import before_after_panel, conditional_rate_ratio, did_rate_ratio, hospital_use_table, pre_trend
 from .exits import exits_by_group
-from .power import minimum_detectable_ratio
 from .questionnaire import (MissingnessTest, ancova_difference, follow_up_completeness, missing_follow_up_test,
                             quality_of_life_panel, quality_of_life_table)
 
@@ -38,11 +37,6 @@ class OutcomeResults:
     exit_ratios: dict[str, Estimate] = field(default_factory=dict)
     pre_trend: Estimate | None = None
     not_yet_due: int = 0  # people whose follow-up year was not yet over on the extract date
-
-    def minimum_detectable(self, key: str = "admissions") -> float | None:
-        """Smallest fall (rate ratio) the headline model detects with 80% power, or None."""
-        est = self.estimates.get(key)
-        return minimum_detectable_ratio(est.se) if est is not None and est.se else None
 
 
 def headline_estimates(people: pd.DataFrame, events: pd.DataFrame, surveys: pd.DataFrame,

@@ -17,7 +17,7 @@ from ...analysis import peers as P
 from ...analysis import spc as S
 from ...data.files import sha256_json
 from ...data.dataset import SiteData
-from ..charts import gbp
+from ..formats import gbp
 from ..results import Metrics
 
 if TYPE_CHECKING:  # only a type here: a build's prepare step uses compare_all without the charts
@@ -352,9 +352,13 @@ def published_spine(c: Compare, policy: disclosure.Policy = disclosure.DEFAULT) 
     (:func:`published_value`: worked from rounded counts of people; missing where hidden), so
     the chart's labels and the tables agree."""
     shown = {row.indicator: published_value(row, policy, c.level) for row in c.comparisons.itertuples()}
-    values = [shown.get(name, (value,))[0] if shown.get(name, (value,)) is not None else np.nan
-              for name, value in zip(c.spine["indicator"], c.spine["value"])]
-    return c.spine.assign(value=values)
+
+    def value(name: str, drawn: float) -> float:
+        if name not in shown:  # not a compared indicator: drawn as it is
+            return drawn
+        return np.nan if shown[name] is None else shown[name][0]
+
+    return c.spine.assign(value=[value(n, v) for n, v in zip(c.spine["indicator"], c.spine["value"])])
 
 
 def comparison_counts(c: Compare, policy: disclosure.Policy = disclosure.DEFAULT) -> pd.DataFrame:
