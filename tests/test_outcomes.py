@@ -339,6 +339,22 @@ def test_att_difference_is_the_mean_difference_without_covariates_and_exact_with
     assert E.att_difference(yy, X, ipc, W[:1])[0] == pytest.approx(explicit)
 
 
+def test_the_cost_design_is_standardised_and_leaves_the_adjusted_difference_unchanged():
+    """Costs in pounds beside an intercept make the normal equations ill conditioned; the design
+    standardises them (missing at the mean), which must not move the adjusted difference."""
+    rng = np.random.default_rng(5)
+    n = 300
+    ipc = np.arange(n) < 100
+    cost = rng.gamma(2.0, 6_000.0, size=n) + 3_000 * ipc  # pounds, imbalanced
+    y = 500 + 0.4 * cost + 800 * ipc + rng.normal(0, 50, size=n)
+    panel = pd.DataFrame({"cost": np.where(np.arange(n) % 17 == 0, np.nan, cost)})
+    X = E._design(panel, ("cost",))
+    seen = panel["cost"].notna().to_numpy()
+    assert X[:, 1].mean() == pytest.approx(0, abs=1e-12) and X[seen, 1].std() == pytest.approx(1)
+    raw = np.column_stack([np.ones(n), panel["cost"].fillna(panel["cost"].mean())])
+    assert E.att_difference(y, X, ipc)[0] == pytest.approx(E.att_difference(y, raw, ipc)[0], rel=1e-9)
+
+
 def test_follow_up_costs_by_hand():
     people = make_people(1, 1, exit_date=[pd.NaT, INDEX + 99 * DAY])
     budgets = pd.DataFrame({"person_id": ["P000", "P000"],

@@ -183,6 +183,8 @@ def test_workers_start_their_kernels_before_any_site_and_stop_with_them():
             time.sleep(0.5)
         started = [k for w in workers for k in kernels_of(w)]
         assert len(workers) == 2 and len(started) == 2, "each worker starts one kernel before any job"
+        # one BLAS thread each, as Dask's workers have: the same figures whichever executor ran them
+        assert all(k.environ().get("OPENBLAS_NUM_THREADS") == "1" for k in started)
         raise RuntimeError("validation failed")  # as prepare raises DatasetInvalid
     gone, alive = psutil.wait_procs(workers + started, timeout=15)
     assert not alive

@@ -39,6 +39,10 @@ log = logging.getLogger("papermill")
 # The asynchronous manager is the one nbclient is written for: its cell timeouts and its checks
 # that the kernel is still alive rely on it (a blocking manager can wait forever on a dead kernel).
 _warm: dict[str, AsyncKernelManager] = {}  # kernel name -> the running kernel of this process
+# One BLAS thread per kernel: a build already runs one kernel per core, and a threaded BLAS sums
+# in an order that depends on its thread count, so the same site's bootstrap figures would differ
+# in their last digits between a process pool and a Dask worker (which sets these to 1 itself).
+ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 # What the package's notebooks import, and a first drawing (it loads the fonts): done once per
 # kernel, before its first notebook. Modules are all that carries over (RESET clears the rest).
 # Freezing them takes their few hundred thousand objects out of the garbage collector's full
@@ -96,7 +100,7 @@ def _kernel(name: str) -> AsyncKernelManager:
         _stderr = _stderr or _KernelStderr()
         km = AsyncKernelManager(kernel_name=name)
         with open(_stderr.path, "ab") as stderr:
-            run_sync(km.start_kernel)(stderr=stderr)
+            run_sync(km.start_kernel)(stderr=stderr, env={**os.environ, **ONE_THREAD})
         _warm[name] = km
     return km
 
