@@ -312,3 +312,15 @@ def test_peer_verdicts_use_the_same_spread():
     above = 90 / 150 > limits.loc[0, "upper_95"]
     assert b3["vs_peers"] == ("Better" if above else "Similar")
     assert pd.isna(out.loc["B3x", "peer_value"]) and out.loc["B3x", "vs_peers"] == "Not compared"
+
+
+@pytest.mark.parametrize("kind,overdispersion", [("proportion", "additive"), ("proportion", "multiplicative"),
+                                                 ("rate", "additive"), ("rate", None)])
+def test_limits_for_a_target_per_site_equal_one_call_per_site(kind, overdispersion):
+    """Peer verdicts take every site's limits, each around its own peers' value, in one call."""
+    den = np.array([40.0, 150, 900, 2500])
+    targets = np.array([0.12, 0.3, 0.05, 0.6])
+    together = F.limits(kind, den, targets, overdispersion=overdispersion, phi=1.8, tau2=0.004)
+    for i, (d, t) in enumerate(zip(den, targets)):
+        alone = F.limits(kind, [d], t, overdispersion=overdispersion, phi=1.8, tau2=0.004)
+        pd.testing.assert_frame_equal(together.iloc[[i]].reset_index(drop=True), alone)

@@ -176,9 +176,10 @@ def _additive_limits(kind: str, denominator: np.ndarray, target: float, level: f
     return target * np.clip(1 - spread, 0, None) ** 2, target * (1 + spread) ** 2
 
 
-def limits(kind: str, denominator, target: float, *, method: str | None = None,
+def limits(kind: str, denominator, target, *, method: str | None = None,
            overdispersion: str | None = None, phi: float = 1.0, tau2: float = 0.0) -> pd.DataFrame:
-    """The 95% and 99.8% limits at each denominator, with any overdispersion adjustment."""
+    """The 95% and 99.8% limits at each denominator, with any overdispersion adjustment;
+    ``target`` is one value for all, or one per denominator."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     if overdispersion not in OVERDISPERSION:

@@ -224,15 +224,15 @@ def funnel_verdicts(num: np.ndarray, den: np.ndarray, kind: str, polarity: str, 
     units = pd.DataFrame({"unit": np.arange(len(num)), "numerator": num, "denominator": den})
     fun = F.funnel(units, kind, target=comparator, overdispersion=overdispersion, grid_points=2)
     vs_comparator = [polarised(_direction(flag, level), polarity) for flag in fun.units["flag"]]
-    vs_peers = []
-    for o, d, target in zip(num, den, peer_targets if peer_targets is not None else np.full(len(num), np.nan)):
-        if pd.isna(target):
-            vs_peers.append("Not compared")
-            continue
-        at_site = F.limits(kind, [d], float(target), method=fun.method, overdispersion=overdispersion,
-                           phi=fun.phi, tau2=fun.tau2)
-        vs_peers.append(polarised(_direction(str(F.classify([o / d], at_site)[0]), level), polarity))
-    return vs_comparator, vs_peers, fun
+    targets = np.full(len(num), np.nan) if peer_targets is None else np.asarray(peer_targets, dtype=float)
+    vs_peers = np.full(len(num), "Not compared", dtype=object)
+    has = ~np.isnan(targets)
+    if has.any():  # every site's limits around its own peers' value, in one vectorised call
+        at_sites = F.limits(kind, den[has], targets[has], method=fun.method, overdispersion=overdispersion,
+                            phi=fun.phi, tau2=fun.tau2)
+        flags = F.classify(num[has] / den[has], at_sites)
+        vs_peers[has] = [polarised(_direction(str(flag), level), polarity) for flag in flags]
+    return vs_comparator, list(vs_peers), fun
 
 
 def compare_sites(data: pd.DataFrame, kind: str = "proportion", polarity: str = "neutral", *,
