@@ -395,3 +395,23 @@ def test_a_dataset_without_the_later_additions_reads_and_partitions_the_same(cop
             name = f"{table}.parquet"
             assert (by_duckdb[code] / name).read_bytes() == (by_pandas[code] / name).read_bytes(), name
         assert load_site(by_pandas[code])["services"].empty
+
+
+def test_a_build_summarises_partitions_in_its_workers_as_the_pandas_path_does(base, tmp_path):
+    """At national scale each site's indicators and model rows are made from its partition in the
+    build's worker processes (LocalExecutor.map): the same national table and model rows, in the
+    same order, as the in-memory path makes one site after another."""
+    from ipcreport.pipeline.build import prepare
+    from ipcreport.pipeline.jobs import LocalExecutor
+    from ipcreport.pipeline.params import load_params
+
+    params = load_params(None, base)
+    by_pandas = prepare(base, params, tmp_path / "pandas", engine="pandas")
+    with LocalExecutor(2) as executor:
+        by_workers = prepare(base, params, tmp_path / "duckdb", engine="duckdb", on_work=executor.start,
+                             map_sites=executor.map)
+    pd.testing.assert_frame_equal(pd.read_csv(by_workers["national_csv"]), pd.read_csv(by_pandas["national_csv"]))
+    pd.testing.assert_frame_equal(pd.read_parquet(by_workers["national_model_rows"]),
+                                  pd.read_parquet(by_pandas["national_model_rows"]))
+    assert by_workers["national_sha256"] == by_pandas["national_sha256"]
+    assert by_workers["fingerprints"] == by_pandas["fingerprints"]

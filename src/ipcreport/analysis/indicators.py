@@ -87,6 +87,20 @@ def site_context(tables: dict[str, pd.DataFrame]) -> dict:
             "population": int(site["population"]), "imd_score": site["imd_score"]}
 
 
+def site_summary(tables: dict[str, pd.DataFrame], extract_date: pd.Timestamp,
+                 months: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One site's rows of the national table (its indicators with the context peer groups need
+    and its headline admissions estimate, for the pool) and its rows of the national model
+    (:func:`ipcreport.analysis.meta.model_rows`, with a ``site`` column)."""
+    from .meta import site_part  # each site's admissions estimate, so a briefing can quote the pooled one
+
+    context = site_context(tables)
+    part = site_part(tables, extract_date)
+    indicators = site_indicators(tables, extract_date, months).assign(
+        **{k: v for k, v in context.items() if k != "site_code"}, **part.columns())
+    return indicators, part.rows.assign(site=context["site_code"])
+
+
 def national_table(site_tables: Iterable[dict[str, pd.DataFrame]], extract_date: pd.Timestamp, months: int = 12,
                    model_rows: list[pd.DataFrame] | None = None) -> pd.DataFrame:
     """Every site's indicators with the context peer groups need: long form, one row per
@@ -94,18 +108,19 @@ def national_table(site_tables: Iterable[dict[str, pd.DataFrame]], extract_date:
     numerator, denominator), and each site's headline admissions estimate for the pool.
 
     ``site_tables`` is read one site at a time (a generator keeps one site in memory);
-    ``model_rows``, when given, receives each site's rows of the national model
-    (:func:`ipcreport.analysis.meta.model_rows`, with a ``site`` column)."""
-    from .meta import site_part  # each site's admissions estimate, so a briefing can quote the pooled one
+    ``model_rows``, when given, receives each site's rows of the national model."""
+    return from_summaries((site_summary(tables, extract_date, months) for tables in site_tables), model_rows)
 
+
+def from_summaries(summaries: Iterable[tuple[pd.DataFrame, pd.DataFrame]],
+                   model_rows: list[pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The national table from each site's :func:`site_summary` (made anywhere: a build makes
+    them in its workers), in the order given; ``model_rows`` receives the model rows."""
     frames = []
-    for tables in site_tables:
-        context = site_context(tables)
-        part = site_part(tables, extract_date)
+    for indicators, rows in summaries:
+        frames.append(indicators)
         if model_rows is not None:
-            model_rows.append(part.rows.assign(site=context["site_code"]))
-        frames.append(site_indicators(tables, extract_date, months).assign(
-            **{k: v for k, v in context.items() if k != "site_code"}, **part.columns()))
+            model_rows.append(rows)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

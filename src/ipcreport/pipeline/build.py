@@ -26,6 +26,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -86,10 +87,12 @@ def choose_engine(dataset_path: Path, engine: str = "auto") -> str:
 
 
 def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = True, engine: str = "auto",
-            on_work: Callable[[], None] = lambda: None) -> dict[str, Any]:
+            on_work: Callable[[], None] = lambda: None, map_sites: Callable = map) -> dict[str, Any]:
     """Validate, partition and summarise the dataset, or reuse what the last build made of the
     same bytes. Raises DatasetInvalid (before writing anything) when the contract is broken.
-    ``on_work`` is called when there is work to do (a build starts its workers then).
+    ``on_work`` is called when there is work to do (a build starts its workers then);
+    ``map_sites``, like ``map``, summarises the partitions of a national-scale dataset (a build
+    passes its executor's, so its workers summarise the sites while the build waits).
 
     Returns the inputs record: dataset identity, sites, partitions with their hashes, the
     national indicator table and each site's comparison fingerprint.
@@ -106,19 +109,18 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
 
     import pandas as pd
 
-    from ..analysis.indicators import national_table
+    from ..analysis.indicators import from_summaries
     from ..report.disclosure import Policy
     from ..report.sections.compare import compare_all, fingerprint
     from ..report.sections.quality import published_warnings
 
     if choose_engine(dataset_path, engine) == "duckdb":
-        dataset, partitions, site_tables_of, scratch = _partition_with_duckdb(dataset_path, work, write, params)
+        dataset, partitions, summaries, scratch = _partition_with_duckdb(dataset_path, work, write, params, map_sites)
     else:
-        dataset, partitions, site_tables_of, scratch = _partition_with_pandas(dataset_path, work, write, params)
+        dataset, partitions, summaries, scratch = _partition_with_pandas(dataset_path, work, write, params)
     meta = dataset.meta
     model_rows: list = []  # each site's rows of the national model, for the overview
-    national = national_table((site_tables_of(code) for code in dataset.site_codes), meta.extract_date, months,
-                              model_rows)
+    national = from_summaries(summaries, model_rows)
     model_rows = pd.concat(model_rows, ignore_index=True)
     rows_sha256 = sha256_bytes(pd.util.hash_pandas_object(model_rows, index=False).to_numpy().tobytes())
     comparisons = compare_all(national)
@@ -153,6 +155,9 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
 
 
 def _partition_with_pandas(dataset_path: Path, work: Path, write: bool, params: RunParams):
+    """The in-memory path: the dataset is loaded, checked and split here; each site's summary
+    is made here too, one site at a time (a generator), as the dataset is already in memory."""
+    from ..analysis.indicators import site_summary
     from ..data.dataset import load_dataset, site_partition, site_tables, write_partition
 
     dataset = load_dataset(dataset_path)  # all-or-nothing: nothing is written before this passes
@@ -164,13 +169,15 @@ def _partition_with_pandas(dataset_path: Path, work: Path, write: bool, params: 
         partitions[code] = {"folder": str(folder), "sha256": site_meta["data_sha256"]}
         if write:
             write_partition(folder, files, site_meta)
-    return dataset, partitions, lambda code: site_tables(dataset, code), None
+    months, extract_date = params.settings["reporting_months"], dataset.meta.extract_date
+    summaries = (site_summary(site_tables(dataset, code), extract_date, months) for code in dataset.site_codes)
+    return dataset, partitions, summaries, None
 
 
-def _partition_with_duckdb(dataset_path: Path, work: Path, write: bool, params: RunParams):
-    """The national-scale path: DuckDB checks the files and writes each site's partition; the
-    national indicators are then read one partition at a time."""
-    from ..data.dataset import SITE_META_FILE, load_site
+def _partition_with_duckdb(dataset_path: Path, work: Path, write: bool, params: RunParams, map_sites: Callable):
+    """The national-scale path: DuckDB checks the files and writes each site's partition; each
+    site's summary is then made from its partition by ``map_sites`` (a worker holds one site)."""
+    from ..data.dataset import SITE_META_FILE
     from ..data.scale import DuckDataset
 
     scratch = None if write else Path(tempfile.mkdtemp(prefix="ipcreport-status-"))
@@ -182,7 +189,19 @@ def _partition_with_duckdb(dataset_path: Path, work: Path, write: bool, params: 
     partitions = {code: {"folder": str(work / "data" / f"site={code}"),
                          "sha256": read_json(Path(folder) / SITE_META_FILE)["data_sha256"]}
                   for code, folder in folders.items()}
-    return dataset, partitions, lambda code: load_site(folders[code], code).tables, scratch
+    codes = dataset.site_codes
+    summarise = partial(summarise_partition, extract_date=dataset.meta.extract_date,
+                        months=params.settings["reporting_months"])
+    return dataset, partitions, map_sites(summarise, [str(folders[code]) for code in codes], codes), scratch
+
+
+def summarise_partition(folder: str, code: str, extract_date, months: int):
+    """One site's summary (:func:`ipcreport.analysis.indicators.site_summary`) from its partition:
+    run in a build's worker processes or on its Dask workers."""
+    from ..analysis.indicators import site_summary
+    from ..data.dataset import load_site
+
+    return site_summary(load_site(folder, code).tables, extract_date, months)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,7 +394,7 @@ def _build(dataset_path: Path, params: RunParams, work: Path, started: float, ti
     try:
         with runner:
             # the workers start their kernels while the data are validated and partitioned
-            inputs = prepare(dataset_path, params, work, engine=engine, on_work=runner.start)
+            inputs = prepare(dataset_path, params, work, engine=engine, on_work=runner.start, map_sites=runner.map)
             timings["prepare_seconds"] = round(time.perf_counter() - started, 2)
             say = _run_log(work, progress)
             if params.override_reason:

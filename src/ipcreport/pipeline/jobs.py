@@ -215,7 +215,9 @@ def _start_worker(parent: int) -> None:
     # Each worker leads its own process group, so stopping a build can stop the worker and the
     # kernel it started together (os.killpg), leaving no orphaned kernels.
     os.setsid()
-    from .warm import prewarm
+    from .warm import ONE_THREAD, prewarm
+
+    os.environ.update(ONE_THREAD)  # before numpy loads: the sites it summarises come out as on Dask
 
     prewarm(KERNEL)
 
@@ -258,6 +260,11 @@ class LocalExecutor:
             for _ in range(workers):  # the pool starts a worker per waiting task: start them all now
                 self.pool.submit(int)
 
+    def map(self, fn: Callable, *iterables) -> list:
+        """``fn`` over the items, in the workers; results in order (one item per task)."""
+        self.start()
+        return list(self.pool.map(fn, *iterables))
+
     def run(self, jobs: list[NotebookJob], on_result: Callable[[StageResult], None]) -> list[StageResult]:
         """Every job; results in job order."""
         self.start(len(jobs))
@@ -299,6 +306,13 @@ class DaskExecutor:
 
     def start(self, jobs: int | None = None) -> None:
         """Nothing to warm here: the cluster's workers are already running."""
+
+    def map(self, fn: Callable, *iterables) -> list:
+        """``fn`` over the items, on the cluster; results in order."""
+        from distributed import Client
+
+        with Client(self.scheduler) as client:
+            return client.gather(client.map(fn, *iterables, pure=False))
 
     def run(self, jobs: list[NotebookJob], on_result: Callable[[StageResult], None]) -> list[StageResult]:
         from distributed import Client
