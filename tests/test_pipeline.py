@@ -254,3 +254,24 @@ def test_the_duckdb_engine_gives_the_same_build_inputs(small_dataset, tmp_path):
     with pytest.raises(DatasetInvalid):
         prepare(bad, params, tmp_path / "bad-work", engine="duckdb")
     assert not (tmp_path / "bad-work").exists()
+
+
+def test_unchanged_files_keep_their_hash_and_a_touched_file_is_hashed_again(dataset_copy, tmp_path, monkeypatch):
+    """The dataset's bytes are hashed again only when a file's size or modification time moved
+    (a national dataset takes seconds to hash); a file edited in place is always seen."""
+    import os
+
+    from ipcreport.pipeline import build as B
+
+    params = RunParams(run="stamps")
+    first = B.prepare(dataset_copy, params, tmp_path)
+    hashed = []
+    real = B.sha256_files
+    monkeypatch.setattr(B, "sha256_files", lambda files: hashed.append(len(files)) or real(files))
+    assert B.prepare(dataset_copy, params, tmp_path) == first and hashed == []
+    events = dataset_copy / "events.csv"
+    stat = events.stat()
+    os.utime(events, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # the same bytes, touched
+    assert B.prepare(dataset_copy, params, tmp_path)["dataset_sha256"] == first["dataset_sha256"] and hashed
+    edit_csv(dataset_copy, "events", lambda f: f.iloc[:-1])
+    assert B.prepare(dataset_copy, params, tmp_path)["dataset_sha256"] != first["dataset_sha256"]
