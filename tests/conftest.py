@@ -1,4 +1,4 @@
-"""Shared fixtures: small synthetic datasets made once per test session."""
+"""Shared fixtures: small synthetic datasets made once per test session; which worker runs what."""
 
 from __future__ import annotations
 
@@ -97,3 +97,77 @@ def built_by(request, small_dataset, tmp_path_factory):
     """The same build by each renderer: (renderer, root, report folder)."""
     need_renderer(request.param)
     return (request.param, *build_once(request.param, small_dataset, tmp_path_factory))
+
+
+# ---------------------------------------------------------------------------------------------
+# Which xdist worker runs what (make test: -n 2 --dist loadgroup)
+#
+# Each worker is its own process with its own session and module fixtures: two workers that
+# both run tests of one expensive fixture would each make it (a build of a minute or more).
+# So every test that uses one of these fixtures joins that fixture's group, and a group runs on
+# one worker; everything else is spread over both. Groups are keyed like the fixtures' caches:
+# a parametrized fixture has a group per parameter (the Quarto build and the built-in build are
+# made by different workers at once). A test using two of them joins the two groups into one.
+SHARED_FIXTURES = {
+    "built": "build-builtin",  # conftest: the built-in renderer's build
+    "built_by": "build-{}",  # conftest: that build, and Quarto's
+    "small_cohort_build": "cohort-{}",  # test_publication: a build per renderer
+    "hostile_build": "hostile",  # test_hostile
+    "site_of_one": "site-of-one",  # test_disclosure_attack
+    "site_run": "site-notebook",  # test_notebooks: the site notebook executed once
+    "wheel": "wheel",  # test_packaging: the wheel (and the fresh venv made from it)
+    "study": "validity",  # test_validity: the simulation study
+    "eight_sites": "eight-sites",  # test_compare
+    "rendered": "render",  # test_render: a notebook executed and rendered once
+}
+
+
+def shared_groups(item) -> set[str]:
+    """The groups of the shared fixtures ``item`` uses (directly or through other fixtures),
+    and of any xdist_group mark it carries."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    found = {template.format(params.get(name)) for name, template in SHARED_FIXTURES.items()
+             if name in getattr(item, "fixturenames", ())}
+    found |= {str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+              for mark in item.iter_markers("xdist_group")}
+    return found
+
+
+def _group_of_each(items) -> dict:
+    """Each grouped item's group: groups that share a test are merged (union-find)."""
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while parent.setdefault(name, name) != name:
+            name = parent[name]
+        return name
+
+    groups = {item: shared_groups(item) for item in items}
+    for names in groups.values():
+        first, *rest = sorted(names) or [None]
+        for name in rest:
+            parent[root(name)] = root(first)
+    return {item: root(min(names)) for item, names in groups.items() if names}
+
+
+def _with_group(item, group: str) -> None:
+    """What pytest-xdist does for --dist loadgroup: the group after an '@' in the test's id.
+    xdist 3.8 writes it into ``item._nodeid``, which pytest 9.2 no longer reads (the id is
+    ``item._id``), so without this every group was silently ignored and every worker made its
+    own copy of every shared build."""
+    nodeid = item.nodeid.split("@")[0] + "@" + group
+    if hasattr(item, "_id"):  # pytest >= 9.2
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(nodeid)
+    else:
+        item._nodeid = nodeid
+
+
+@pytest.hookimpl(trylast=True)  # after xdist's own (ineffective) renaming
+def pytest_collection_modifyitems(config, items):
+    if not getattr(config.option, "loadgroup", False):  # set on xdist workers for --dist loadgroup
+        return
+    for item, group in _group_of_each(items).items():
+        _with_group(item, group)
+        assert item.nodeid.endswith("@" + group), f"could not put {item.nodeid} in group {group}"

@@ -87,7 +87,6 @@ def money_forms(value: float) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("kernels")
 def test_the_site_of_one_builds(site_of_one):
     report, site, done, _ = site_of_one
     if done.returncode:
@@ -96,7 +95,6 @@ def test_the_site_of_one_builds(site_of_one):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("kernels")
 def test_the_attacker_learns_nothing_about_the_one_budget_holder(site_of_one):
     report, site, done, record = site_of_one
     folder = report / "sites" / site

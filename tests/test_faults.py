@@ -27,7 +27,7 @@ from ipcreport.pipeline.params import RunParams
 
 from conftest import REPO
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels")]
+pytestmark = pytest.mark.slow
 QUIET = lambda message: None  # noqa: E731
 
 

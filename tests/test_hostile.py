@@ -111,7 +111,6 @@ def served(folder: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("kernels")
 def test_nothing_from_the_data_runs_or_links_in_the_browser(hostile_build):
     from test_browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -149,7 +148,6 @@ def test_nothing_from_the_data_runs_or_links_in_the_browser(hostile_build):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("kernels")
 def test_pdf_and_word_print_the_data_as_text_without_links(hostile_build):
     report, first, _ = hostile_build
     pdf = pdfium.PdfDocument(report / "sites" / first / "briefing.pdf")
@@ -172,7 +170,6 @@ def test_pdf_and_word_print_the_data_as_text_without_links(hostile_build):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("kernels")
 def test_downloads_hold_no_live_formula(hostile_build):
     report, first, _ = hostile_build
     downloads = report / "sites" / first / "downloads"

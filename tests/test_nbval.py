@@ -20,7 +20,7 @@ import pytest
 from ipcreport.pipeline.jobs import KERNEL
 from ipcreport.resources import OVERVIEW_NOTEBOOK, SITE_NOTEBOOK
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels")]
+pytestmark = pytest.mark.slow
 
 TEXT_OUTPUTS = {"text/plain", "text/markdown"}
 

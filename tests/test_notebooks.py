@@ -20,7 +20,7 @@ from ipcreport.data.contract import METRIC_KEYS
 
 from conftest import edit_csv
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels")]
+pytestmark = pytest.mark.slow
 
 
 def test_notebooks_are_committed_without_outputs():

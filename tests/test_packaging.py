@@ -97,7 +97,6 @@ def in_venv(venv: Path, *args, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("kernels")
 def test_installed_wheel_builds_every_briefing_outside_the_repository(fresh_venv, tmp_path):
     where = in_venv(fresh_venv, "python", "-c", "import ipcreport.resources as r; print(r.NOTEBOOKS)", cwd=tmp_path)
     assert where.returncode == 0 and where.stdout.strip().startswith(str(fresh_venv)), where.stdout + where.stderr

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import RENDERERS, edit_csv, need_renderer, run_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels")]
+pytestmark = pytest.mark.slow
 
 SMALL_COHORT = 4
 # Column headers of published tables that hold counts of people (or of their budgets/questionnaires).

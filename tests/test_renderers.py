@@ -18,7 +18,7 @@ from ipcreport.pipeline.publish import SYNTHETIC_MARK
 from ipcreport.pipeline.render import PandocTypstRenderer, QuartoRenderer, RenderRequest
 from reader import A4_POINTS, docx_view, html_view, pdf_view
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels"),
+pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("quarto") is None, reason=NO_QUARTO)]
 
 OUT = ARTIFACTS / "renderers"

@@ -19,7 +19,7 @@ from ipcreport.pipeline.jobs import KERNEL
 
 from conftest import edit_csv
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels")]
+pytestmark = pytest.mark.slow
 
 
 def no_surveys(d):
