@@ -44,6 +44,8 @@ class TreeMemory:
 
     def __init__(self, pid: int, every: float = 0.2):
         self.root, self.every, self.peak = psutil.Process(pid), every, 0
+        self.at_peak: dict[str, int] = {}
+        self.started, self.peak_seconds = time.perf_counter(), 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -54,12 +56,19 @@ class TreeMemory:
                 procs = [self.root] + self.root.children(recursive=True)
             except psutil.NoSuchProcess:
                 procs = []
+            sizes = []
             for proc in procs:
                 try:
-                    total += proc.memory_info().rss
+                    rss = proc.memory_info().rss
+                    total += rss
+                    sizes.append((rss, _kind(proc)))
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     pass
-            self.peak = max(self.peak, total)
+            if total > self.peak:  # what made up the peak: resident memory by kind of process
+                self.peak, self.at_peak = total, {}
+                for rss, kind in sizes:
+                    self.at_peak[kind] = self.at_peak.get(kind, 0) + rss
+                self.peak_seconds = time.perf_counter() - self.started
             self._stop.wait(self.every)
 
     def __enter__(self) -> "TreeMemory":
@@ -69,6 +78,19 @@ class TreeMemory:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _kind(proc: psutil.Process) -> str:
+    """A process's part in a build: kernel, renderer, worker, the build itself, or other."""
+    try:
+        line = " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "other"
+    for kind, mark in (("kernels", "ipykernel"), ("pandoc/typst", "pandoc"), ("workers", "spawn_main"),
+                       ("dask", "distributed"), ("build", "ipcreport")):
+        if mark in line:
+            return kind
+    return "other"
 
 
 def run(cmd: list[str], label: str, tree_of_self: bool = False) -> dict:
@@ -81,8 +103,11 @@ def run(cmd: list[str], label: str, tree_of_self: bool = False) -> dict:
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"{label} failed ({proc.returncode}):\n{output[-3000:]}")
-    print(f"  {label}: {seconds:.1f} s, peak {memory.peak / GIB:.2f} GiB", flush=True)
-    return {"seconds": round(seconds, 1), "peak_gib": round(memory.peak / GIB, 2), "output_tail": output[-400:]}
+    parts = ", ".join(f"{kind} {rss / GIB:.2f}" for kind, rss in sorted(memory.at_peak.items(), key=lambda kv: -kv[1]))
+    print(f"  {label}: {seconds:.1f} s, peak {memory.peak / GIB:.2f} GiB at {memory.peak_seconds:.0f} s ({parts})",
+          flush=True)
+    return {"seconds": round(seconds, 1), "peak_gib": round(memory.peak / GIB, 2), "peak_at_seconds": round(memory.peak_seconds),
+            "peak_parts_gib": {k: round(v / GIB, 2) for k, v in memory.at_peak.items()}, "output_tail": output[-400:]}
 
 
 def per_site(reports: Path, truth: dict) -> tuple[list[dict], dict]:
@@ -178,10 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nTargets beside measured values ({args.people:,} people; shared machine, timings are noisy):")
     synth_s = results.get("synth", {}).get("seconds", 0.0)
     for executor, res in results["builds"].items():
-        wall = (synth_s + res["build"]["seconds"]) / 60
+        # the target is the build (every briefing and the overview); synthesis stands in for an
+        # extract a real run is given, so it is printed beside it, not counted
+        wall = res["build"]["seconds"] / 60
         peak = max(res["build"]["peak_gib"], results.get("synth", {}).get("peak_gib", 0.0))
         stages = ", ".join(f"{k.replace('_seconds', '')} {v:.0f} s" for k, v in res["stages"].items())
-        print(f"  {executor}: synth + build {wall:.1f} min (target <= {TARGETS['wall_minutes']:.0f}); "
+        print(f"  {executor}: build {wall:.1f} min (target <= {TARGETS['wall_minutes']:.0f}; synthesis "
+              f"{synth_s / 60:.1f} min besides); "
               f"peak {peak:.2f} GiB (target <= {TARGETS['peak_gib']:.0f}); "
               f"no-change rebuild {res['rebuild']['seconds']:.1f} s (target <= {TARGETS['rebuild_seconds']:.0f})")
         print(f"    stages: synth {synth_s:.0f} s, {stages}")
