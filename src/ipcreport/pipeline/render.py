@@ -511,7 +511,8 @@ class PandocTypstRenderer:
             log.warning("typst (%s): %s", request.notebook, warning)
 
     def _docx(self, request: RenderRequest, source: Path, target: Path, work: Path) -> None:
-        reference = reference_docx(work / "reference.docx", request.watermark, self.pandoc)
+        reference = work / "reference.docx"
+        reference.write_bytes(_reference_docx_bytes(request.watermark, self.pandoc))
         self._run_pandoc(request, "docx", [
             str(source), "--from", "markdown", "--to", "docx",
             "--reference-doc", str(reference), "--output", str(target),
@@ -561,10 +562,10 @@ def quarto_typst_variables(request: RenderRequest) -> str:
 
 
 @lru_cache(maxsize=4)
-def _reference_docx_bytes(watermark: str | None) -> bytes:
+def _reference_docx_bytes(watermark: str | None, pandoc: str | None = None) -> bytes:
     """reference.docx for one watermark, made once per process (every site shares it)."""
     with tempfile.TemporaryDirectory(prefix="ipcreport-ref-") as tmp:
-        return reference_docx(Path(tmp) / "reference.docx", watermark, _pandoc_path()).read_bytes()
+        return reference_docx(Path(tmp) / "reference.docx", watermark, pandoc or _pandoc_path()).read_bytes()
 
 
 class QuartoRenderer:
