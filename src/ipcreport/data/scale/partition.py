@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -136,53 +135,40 @@ class _Partitioning:
 class _SiteWriters:
     """One Parquet file per site, written in row groups of exactly ROW_GROUP_ROWS single-chunk
     rows (the rest at the end): the way pyarrow splits the one table pandas' to_parquet writes,
-    so the files come out byte-identical to the pandas partition's. The encoding (the slow part)
-    runs in a background thread while DuckDB produces the next batches; at most a few row
-    groups wait for it, so memory stays bounded."""
+    so the files come out byte-identical to the pandas partition's.
 
-    IN_FLIGHT = 3
+    A site's rows arrive in pieces through the whole scan of a table, and most sites have fewer
+    rows than one row group, so holding them until the end held the whole table in memory (11 GB
+    for 5M people's spend). Each piece is appended instead to the site's Arrow stream on disk
+    beside its file; :meth:`close` maps each stream back (no copy) and writes its row groups, two
+    sites at a time (Parquet encoding runs outside the GIL). Memory: a few row groups."""
 
     def __init__(self, table: str, schema: pa.Schema, folders: list[Path]):
         self.paths = [folder / f"{table}.parquet" for folder in folders]
+        self.spills = [folder / f".{table}.arrows" for folder in folders]
         self.schema = schema
-        self.writers: dict[int, pq.ParquetWriter] = {}
-        self.pending: dict[int, list[pa.Table]] = defaultdict(list)
-        self.rows: dict[int, int] = defaultdict(int)
-        self.pool = ThreadPoolExecutor(max_workers=1)  # one thread: each file's row groups in order
-        self.futures: deque = deque()
+        self.streams: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
 
     def add(self, site: int, part: pa.Table) -> None:
-        self.pending[site].append(part)
-        self.rows[site] += part.num_rows
-        if self.rows[site] >= ROW_GROUP_ROWS:
-            self._flush(site, final=False)
+        if site not in self.streams:
+            self.streams[site] = pa.ipc.new_stream(str(self.spills[site]), self.schema)
+        self.streams[site].write_table(part)
 
-    def _write(self, site: int, data: pa.Table) -> None:
-        if site not in self.writers:
-            self.writers[site] = pq.ParquetWriter(self.paths[site], self.schema)
-        self.writers[site].write_table(data)
-
-    def _flush(self, site: int, final: bool) -> None:
-        while self.rows[site] >= ROW_GROUP_ROWS or (final and self.rows[site]):
-            data = pa.concat_tables(self.pending[site])
-            size = min(ROW_GROUP_ROWS, self.rows[site])
-            self.futures.append(self.pool.submit(self._write, site, data.slice(0, size).combine_chunks()))
-            self.pending[site], self.rows[site] = [data.slice(size)], self.rows[site] - size
-            while len(self.futures) > self.IN_FLIGHT:
-                self.futures.popleft().result()
+    def _write(self, site: int) -> None:
+        with pa.memory_map(str(self.spills[site])) as source:
+            rows = pa.ipc.open_stream(source).read_all()
+            with pq.ParquetWriter(self.paths[site], self.schema) as writer:
+                for start in range(0, rows.num_rows, ROW_GROUP_ROWS):
+                    writer.write_table(rows.slice(start, ROW_GROUP_ROWS).combine_chunks())
+        self.spills[site].unlink()
 
     def close(self) -> None:
-        try:
-            for site in range(len(self.paths)):
-                self._flush(site, final=True)
-            while self.futures:
-                self.futures.popleft().result()
-        finally:
-            self.pool.shutdown(wait=True)
-            for writer in self.writers.values():
-                writer.close()
+        for stream in self.streams.values():
+            stream.close()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(self._write, sorted(self.streams)))
         for site, path in enumerate(self.paths):
-            if site not in self.writers:  # a site with no rows in this table: an empty file, as pandas writes one
+            if site not in self.streams:  # a site with no rows in this table: an empty file, as pandas writes one
                 pq.write_table(self.schema.empty_table(), path)
 
 
