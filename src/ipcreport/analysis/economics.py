@@ -344,9 +344,9 @@ def _design(panel: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
     """The intercept and each covariate that varies, missing values at the mean, standardised.
 
     Standardising leaves every adjusted difference as it was (the intercept absorbs the shift,
-    the slopes the scale) but keeps the normal equations well conditioned: with raw costs in
-    pounds beside an intercept their rounding errors reached the sixth figure, so the same site
-    gave figures that differed with the number of BLAS threads a machine used."""
+    the slopes the scale) but keeps the normal equations well conditioned: raw costs in pounds
+    beside an intercept put squares of ten thousand pounds into X'X beside counts of people, so
+    sums taken in another order (another number of BLAS threads) moved the result more."""
     cols = [np.ones(len(panel))]
     for c in columns:
         v = panel[c].to_numpy(dtype=float)

@@ -102,8 +102,8 @@ def prepare(dataset_path: Path, params: RunParams, work: Path, write: bool = Tru
     files = dataset_files(dataset_path) if dataset_path.is_dir() else []
     # Hashing a national dataset's bytes takes seconds (1.3 GB at 5M people), so files whose
     # names, sizes and modification times are those the last build hashed keep its hash, as make
-    # and rsync judge files; a file rewritten in place to the same size within the same
-    # nanosecond would be missed (--force rebuilds everything).
+    # and rsync judge files; a file rewritten in place to the same size within the file
+    # system's time resolution would be missed (--force rebuilds everything).
     stamp = sha256_json([[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
     identity = cached["dataset_sha256"] if cached and cached.get("dataset_stamp") == stamp else (
         sha256_files(files) if files else "")
