@@ -281,15 +281,3 @@ def test_unchanged_files_keep_their_hash_and_a_touched_file_is_hashed_again(data
     assert B.prepare(dataset_copy, params, tmp_path)["dataset_sha256"] == first["dataset_sha256"] and hashed
     edit_csv(dataset_copy, "events", lambda f: f.iloc[:-1])
     assert B.prepare(dataset_copy, params, tmp_path)["dataset_sha256"] != first["dataset_sha256"]
-
-
-def test_the_sites_with_most_people_run_first(small_dataset, tmp_path):
-    """A build starts the largest sites first, so it does not end with one worker on a big site."""
-    from ipcreport.pipeline.build import largest_first, plan_sites, prepare
-
-    params = RunParams(run="order")
-    inputs = prepare(small_dataset, params, tmp_path)
-    plan = plan_sites(inputs, params, tmp_path)
-    people = {code: len(pd.read_parquet(Path(p["folder"]) / "people.parquet")) for code, p in inputs["partitions"].items()}
-    assert len(set(people.values())) == len(people) > 1
-    assert [job.key for job in largest_first(plan.sites, inputs)] == sorted(people, key=people.get, reverse=True)

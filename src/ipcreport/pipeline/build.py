@@ -203,16 +203,6 @@ def _partition_with_duckdb(dataset_path: Path, work: Path, write: bool, params: 
     return dataset, partitions, map_sites(summarise, [str(folders[code]) for code in codes], codes), scratch
 
 
-def largest_first(jobs: list[NotebookJob], inputs: dict[str, Any]) -> list[NotebookJob]:
-    """The sites with the most data first, so a build ends on small sites instead of leaving one
-    worker on the largest while the others wait (sizes: the bytes of each site's partition)."""
-    def size(job: NotebookJob) -> int:
-        folder = Path(inputs["partitions"].get(job.key, {}).get("folder", ""))
-        return sum(p.stat().st_size for p in folder.glob("*.parquet")) if folder.is_dir() else 0
-
-    return sorted(jobs, key=size, reverse=True)
-
-
 def summarise_partition(folder: str, code: str, extract_date, months: int):
     """One site's summary (:func:`ipcreport.analysis.indicators.site_summary`) from its partition:
     run in a build's worker processes or on its Dask workers."""
@@ -420,7 +410,7 @@ def _build(dataset_path: Path, params: RunParams, work: Path, started: float, ti
                     f"{params.settings['rounding']} (below the documented 7 and 5): {params.override_reason}")
             history_path = Path(reports_root).resolve() / HISTORY_FILE
             plan = plan_sites(inputs, params, work, site_notebook, force, history_path)
-            stale = largest_first(plan.stale(), inputs)
+            stale = plan.stale()
             say(f"{len(plan.sites)} site(s) in {inputs['name']}: {len(stale)} to build, "
                 f"{len(plan.sites) - len(stale)} unchanged (work in {work})")
             for job in stale:
