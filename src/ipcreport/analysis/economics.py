@@ -350,8 +350,9 @@ def _design(panel: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
     cols = [np.ones(len(panel))]
     for c in columns:
         v = panel[c].to_numpy(dtype=float)
-        if np.nanstd(v) > 0:
-            cols.append((np.where(np.isnan(v), np.nanmean(v), v) - np.nanmean(v)) / np.nanstd(v))
+        mean, sd = np.nanmean(v), np.nanstd(v)
+        if sd > 0:
+            cols.append((np.where(np.isnan(v), mean, v) - mean) / sd)
     return np.column_stack(cols)
 
 
