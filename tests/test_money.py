@@ -160,3 +160,55 @@ def test_headline_money_agrees_with_the_bridge_and_with_spend(small_dataset):
         assert m["spend_in_year"] == pytest.approx(bridge.loc["total", "spent"])
         assert m["spend_in_year"] <= m["budget_total"] <= 2 * m["spend_in_year"]
         assert bridge.loc[["nhs", "social_care", "education"], "agreed"].sum() == pytest.approx(m["budget_total"])
+
+
+def test_each_spend_month_is_matched_to_the_period_containing_it_by_hand():
+    periods = pd.DataFrame({
+        "person_id": ["b", "a", "a", "b"],
+        # a has a gap in August 2025; b's periods are listed out of order
+        "period_start": [T("2025-06-01"), T("2025-09-01"), T("2024-08-01"), T("2024-06-01")],
+        "period_end": [T("2026-05-31"), T("2026-08-31"), T("2025-07-31"), T("2025-05-31")],
+    }, index=[10, 11, 12, 13])
+    spend = pd.DataFrame({
+        "person_id": ["a", "a", "a", "a", "b", "b", "z"],
+        "month": [T("2024-07-01"),  # before a's first period: none
+                  T("2024-08-01"),  # a's first period's first day: position 2
+                  T("2025-08-01"),  # a's gap: none
+                  T("2026-08-01"),  # a's second period: position 1
+                  T("2025-05-01"),  # b's first period's last month: position 3
+                  T("2026-06-01"),  # after b's last period: none
+                  T("2025-01-01")],  # nobody's period: none
+        "amount": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+    })
+    assert M.period_positions(spend, periods).tolist() == [-1, 2, -1, 1, 3, -1, -1]
+    # each period's spend, indexed as the periods are: a refund nets off within its period
+    refund = pd.concat([spend, spend.iloc[[1]].assign(amount=-0.5)], ignore_index=True)
+    assert M.spend_per_period(refund, periods).to_dict() == {10: 0.0, 11: 8.0, 12: 1.5, 13: 16.0}
+    assert M.period_positions(spend, periods.iloc[0:0]).tolist() == [-1] * 7
+
+
+def test_period_matching_equals_an_as_of_merge_by_person_on_random_periods():
+    """Against pandas' merge_asof (the join this replaced) on 2,000 people's contiguous and
+    gapped periods and spend months on either side of them."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for person in range(2_000):
+        start = T("2023-01-01") + pd.Timedelta(days=int(rng.integers(0, 400)))
+        for _ in range(int(rng.integers(1, 4))):
+            end = start + pd.Timedelta(days=int(rng.integers(100, 400)))
+            rows.append((f"P{person:05d}", start, end))
+            start = end + pd.Timedelta(days=int(rng.choice([1, 1, 40])))
+    periods = pd.DataFrame(rows, columns=["person_id", "period_start", "period_end"]).sample(frac=1, random_state=1)
+    periods = periods.reset_index(drop=True)
+    spend = pd.DataFrame({
+        "person_id": [f"P{p:05d}" for p in rng.integers(0, 2_100, 30_000)],
+        "month": (T("2022-12-01") + pd.to_timedelta(rng.integers(0, 48, 30_000) * 31, unit="D")).to_period("M").to_timestamp(),
+        "amount": rng.normal(100, 30, 30_000),
+    })
+    expected = pd.merge_asof(spend.reset_index().sort_values("month"),
+                             periods.reset_index().rename(columns={"index": "period"}).sort_values("period_start"),
+                             left_on="month", right_on="period_start", by="person_id")
+    expected = expected[expected["month"] <= expected["period_end"]].set_index("index")["period"]
+    found = M.period_positions(spend, periods)
+    assert (found >= 0).sum() == len(expected) > 5_000
+    assert (found[expected.index.to_numpy()] == expected.to_numpy()).all()

@@ -116,10 +116,7 @@ def utilisation(budgets: pd.DataFrame, spend: pd.DataFrame, extract_date: pd.Tim
     if periods.empty:
         return periods.assign(spent=pd.Series(dtype=float), ratio=pd.Series(dtype=float),
                               cut_short=pd.Series(dtype=bool))
-    rows = M.match_spend_to_periods(spend[["person_id", "month", "amount"]], periods)
-    spent = rows.groupby(["person_id", "period_start"])["amount"].sum().rename("spent")
-    out = periods.merge(spent, left_on=["person_id", "period_start"], right_index=True, how="left")
-    out["spent"] = out["spent"].fillna(0.0)
+    out = periods.assign(spent=M.spend_per_period(spend, periods))
     out["cut_short"] = False
     if people is not None and "exit_date" in people:
         exit_date = out["person_id"].map(people.set_index("person_id")["exit_date"])
