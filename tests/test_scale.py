@@ -21,7 +21,6 @@ from ipcreport.data.scale import (
     DuckDataset,
     check_dataset_duckdb,
     cross_rule_twins,
-    partition,
     partition_duckdb,
     partition_sha256,
     validate_and_partition_duckdb,
@@ -342,30 +341,6 @@ def test_partitions_equal_the_pandas_ones(both_partitions):
         assert site_json[0] == site_json[1]  # warnings, and data_sha256 (the site's files)
         assert ours.warnings == theirs.warnings and ours.warnings  # per-site baseline warnings
     assert len(load_site(by_duckdb[list(by_duckdb)[-1]])["contracts"]) == 0
-
-
-@pytest.mark.parametrize("hold_bytes", [0, 60_000])
-def test_partitions_held_or_spilled_to_disk_are_the_same_files(both_partitions, monkeypatch, tmp_path, hold_bytes):
-    """Rows beyond what partitioning may hold in memory go to disk and back: the files are the
-    pandas ones byte for byte whether a site's rows were all held, all spilled or some of each
-    (small scanned batches make the pieces many)."""
-    by_pandas, _ = both_partitions
-    source = next(iter(by_pandas.values())).parent.parent / "dataset"
-    monkeypatch.setattr(partition, "HOLD_BYTES", hold_bytes)
-    monkeypatch.setattr(partition, "BATCH_ROWS", 500)
-    how = set()  # (spilled, held) of each site's rows of each table as it was written
-    write = partition._SiteWriters._write
-
-    def observed(self, site):
-        how.add((site in self.streams, bool(self.held.get(site))))
-        write(self, site)
-    monkeypatch.setattr(partition._SiteWriters, "_write", observed)
-    by_duckdb = partition_duckdb(source, tmp_path / "duckdb")
-    assert how >= ({(True, False)} if hold_bytes == 0 else {(True, True), (False, True)})
-    for code in by_pandas:
-        for name in [f"{table}.parquet" for table in C.TABLES]:
-            assert (by_duckdb[code] / name).read_bytes() == (by_pandas[code] / name).read_bytes(), name
-    assert not list((tmp_path / "duckdb").rglob("*.arrows"))  # no spill left behind
 
 
 def test_partition_writes_nothing_for_an_invalid_dataset(copy, tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -22,10 +21,6 @@ from ..dataset import SITE_META_FILE
 from ..validation import Breach, DatasetInvalid
 from .sql import BATCH_ROWS, ROW_GROUP_ROWS, _DUCK_TYPES, _PARTITION_HASH_VERSION, _q
 from .twins import _Rel
-
-# Rows of the table being partitioned held in memory before the largest site's go to disk: at 5M
-# people the spend table is about 6 GB; a build's whole process tree must stay under 8 GiB.
-HOLD_BYTES = 1536 * 1024 * 1024
 
 
 class _Partitioning:
@@ -102,7 +97,7 @@ class _Partitioning:
         for batch in self.con.sql(f"SELECT x._row, _s.idx FROM {rel.name} x {via}").to_arrow_reader(BATCH_ROWS):
             site_of[batch.column(0).to_numpy()] = batch.column(1).to_numpy()
         select = [f"CAST({_q(c.name)} AS {_DUCK_TYPES[c.kind]}) AS {_q(c.name)}" for c in C.COLUMNS[table]]
-        writers = _SiteWriters(table, schema, [folders[code] for code in codes], HOLD_BYTES)
+        writers = _SiteWriters(table, schema, [folders[code] for code in codes])
         last = 0
         for batch in self.con.sql(f"SELECT _row, {', '.join(select)} FROM {rel.name}").to_arrow_reader(BATCH_ROWS):
             if batch.num_rows == 0:
@@ -143,61 +138,38 @@ class _SiteWriters:
     so the files come out byte-identical to the pandas partition's.
 
     A site's rows arrive in pieces through the whole scan of a table, and most sites have fewer
-    rows than one row group, so every site's rows wait for the end of the scan. Holding them all
-    held the whole table (11 GB for 5M people's spend); writing every piece to disk and reading
-    it back cost the 5M build minutes of I/O. So pieces are held in memory up to ``hold_bytes``
-    and, beyond it, the site holding most is appended to its Arrow stream on disk beside its
-    file. :meth:`close` writes each site's spilled rows and then its held ones (their order in
-    the scan), two sites at a time (Parquet encoding runs outside the GIL).
+    rows than one row group, so holding them until the end held the whole table in memory (11 GB
+    for 5M people's spend). Each piece is appended instead to the site's Arrow stream on disk
+    beside its file; :meth:`close` maps each stream back (no copy) and writes its row groups, two
+    sites at a time (Parquet encoding runs outside the GIL). Memory: a few row groups."""
 
-    A piece is counted at the size of every buffer it refers to: pieces sliced from one scanned
-    batch are each counted at the whole batch's size, so the count never falls below the memory
-    actually held (a dataset whose sites interleave spills more often, never holds more)."""
-
-    def __init__(self, table: str, schema: pa.Schema, folders: list[Path], hold_bytes: int):
+    def __init__(self, table: str, schema: pa.Schema, folders: list[Path]):
         self.paths = [folder / f"{table}.parquet" for folder in folders]
         self.spills = [folder / f".{table}.arrows" for folder in folders]
         self.schema = schema
-        self.hold_bytes = hold_bytes
-        self.held: dict[int, list[pa.Table]] = defaultdict(list)
-        self.held_size: dict[int, int] = defaultdict(int)
         self.streams: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
 
     def add(self, site: int, part: pa.Table) -> None:
-        self.held[site].append(part)
-        self.held_size[site] += part.get_total_buffer_size()
-        while sum(self.held_size.values()) > self.hold_bytes:
-            self._spill(max(self.held_size, key=self.held_size.get))
-
-    def _spill(self, site: int) -> None:
         if site not in self.streams:
             self.streams[site] = pa.ipc.new_stream(str(self.spills[site]), self.schema)
-        for part in self.held.pop(site):
-            self.streams[site].write_table(part)
-        del self.held_size[site]
+        self.streams[site].write_table(part)
 
     def _write(self, site: int) -> None:
-        held = self.held.pop(site, [])
-        if site not in self.streams:
-            self._write_rows(site, pa.concat_tables(held) if held else self.schema.empty_table())
-            return
         with pa.memory_map(str(self.spills[site])) as source:
-            self._write_rows(site, pa.concat_tables([pa.ipc.open_stream(source).read_all(), *held]))
+            rows = pa.ipc.open_stream(source).read_all()
+            with pq.ParquetWriter(self.paths[site], self.schema) as writer:
+                for start in range(0, rows.num_rows, ROW_GROUP_ROWS):
+                    writer.write_table(rows.slice(start, ROW_GROUP_ROWS).combine_chunks())
         self.spills[site].unlink()
-
-    def _write_rows(self, site: int, rows: pa.Table) -> None:
-        if rows.num_rows == 0:  # a site with no rows in this table: an empty file, as pandas writes one
-            pq.write_table(self.schema.empty_table(), self.paths[site])
-            return
-        with pq.ParquetWriter(self.paths[site], self.schema) as writer:
-            for start in range(0, rows.num_rows, ROW_GROUP_ROWS):
-                writer.write_table(rows.slice(start, ROW_GROUP_ROWS).combine_chunks())
 
     def close(self) -> None:
         for stream in self.streams.values():
             stream.close()
         with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(self._write, range(len(self.paths))))
+            list(pool.map(self._write, sorted(self.streams)))
+        for site, path in enumerate(self.paths):
+            if site not in self.streams:  # a site with no rows in this table: an empty file, as pandas writes one
+                pq.write_table(self.schema.empty_table(), path)
 
 
 def _partition_schema(table: str) -> pa.Schema:
