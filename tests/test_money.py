@@ -185,6 +185,8 @@ def test_each_spend_month_is_matched_to_the_period_containing_it_by_hand():
     refund = pd.concat([spend, spend.iloc[[1]].assign(amount=-0.5)], ignore_index=True)
     assert M.spend_per_period(refund, periods).to_dict() == {10: 0.0, 11: 8.0, 12: 1.5, 13: 16.0}
     assert M.period_positions(spend, periods.iloc[0:0]).tolist() == [-1] * 7
+    with pytest.raises(ValueError, match="dates"):  # a missing date would sort among the others
+        M.period_positions(spend, periods.assign(period_start=periods["period_start"].where(periods.index != 11)))
 
 
 def test_period_matching_equals_an_as_of_merge_by_person_on_random_periods():

@@ -76,6 +76,8 @@ def period_positions(spend: pd.DataFrame, periods: pd.DataFrame) -> np.ndarray:
     the text) and (person, day) pairs one sortable integer. pandas' ``merge_asof`` by a text
     key took 2.3 s on a 100,000-person site's 2.2 million spend rows; this takes 0.3 s.
     """
+    if spend["month"].isna().any() or periods[["period_start", "period_end"]].isna().any(axis=None):
+        raise ValueError("spend months and budget periods need their dates to be matched (validation requires them)")
     if periods.empty:
         return np.full(len(spend), -1, dtype=np.int64)
     people = periods["person_id"].drop_duplicates()
