@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ipcreport.pipeline.params import run_name_for
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RENDER = """
@@ -82,7 +84,8 @@ def main() -> None:
 
     run([str(BIN / "ipcreport"), "synth", str(data), "--sites", str(args.sites), "--people", str(args.people)], out)
     fast = run(build + ["--force"], out)
-    work = out / "work" / "demo"
+    run_name = run_name_for(data)  # a build without parameters names its run after the dataset folder
+    work = out / "work" / run_name
     sites = json.loads((work / "data" / "inputs.json").read_text())["sites"]
     naive = naive_loop(out, work, sites)
     unchanged = run(build, out)
@@ -95,12 +98,12 @@ def main() -> None:
     events.loc[row, "cost"] = str(float(events.loc[row, "cost"]) + 1)
     events.to_csv(data / "events.csv", index=False)
     one_changed = run(build, out)
-    manifest = json.loads((out / "reports" / "demo" / "manifest.json").read_text())
+    manifest = json.loads((out / "reports" / run_name / "manifest.json").read_text())
     ran = [s["key"] for s in manifest["sites"] if not s["cached"]] + ([] if manifest["overview"]["cached"] else ["overview"])
 
     print(f"{len(sites)} sites, {args.people:,} people, {BIN.parent.name} on this machine")
     print(f"(a) ipcreport build --force: {fast:6.1f} s   naive papermill + renderer loop: {naive:6.1f} s   "
-          f"ratio {naive / fast:.1f}x faster (target: at least 4x)")
+          f"ratio {naive / fast:.1f}x faster (target: at least 8x, issue 16)")
     print(f"(b) rebuild, nothing changed: {unchanged:.2f} s (target: under 2 s)")
     print(f"(c) rebuild, {victim}'s data changed: {one_changed:.1f} s; ran again: {', '.join(ran)} "
           f"(target: only {victim} and the overview)")
