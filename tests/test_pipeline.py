@@ -201,7 +201,9 @@ def kernels_of(worker: psutil.Process) -> list[psutil.Process]:
 
 
 def test_a_warm_kernel_carries_nothing_from_one_site_to_the_next(built, small_dataset, tmp_path):
-    """Site B run straight after site A in the same warm kernel gives exactly what the build gave."""
+    """Site B run straight after site A in the same warm kernel gives exactly what the build gave.
+    The kernel is started by the first job, as on a Dask worker (no prewarm): it is warmed up
+    all the same, its imported modules frozen out of the garbage collector."""
     from dataclasses import replace
 
     from ipcreport.pipeline import warm
@@ -218,6 +220,7 @@ def test_a_warm_kernel_carries_nothing_from_one_site_to_the_next(built, small_da
             moved = replace(job, work_dir=str(tmp_path / job.key),
                             parameters={**job.parameters, "output_dir": str(tmp_path / f".{job.key}.partial")})
             assert run_notebook_job(moved).ok
+        assert _frozen_objects(warm._kernel("ipcreport")) > 100_000
     finally:
         warm.discard("ipcreport")
     volatile = {"package_version", "notes"}
@@ -230,6 +233,21 @@ def test_a_warm_kernel_carries_nothing_from_one_site_to_the_next(built, small_da
         if name.endswith(".csv"):
             assert (tmp_path / second.key / "downloads" / name).read_bytes() == \
                 (report / "sites" / second.key / "downloads" / name).read_bytes()
+
+
+def _frozen_objects(kernel) -> int:
+    """How many objects the kernel's garbage collector has frozen (gc.freeze)."""
+    from nbclient.util import run_sync
+
+    client, printed = kernel.client(), []
+    client.start_channels()
+    try:
+        run_sync(client.wait_for_ready)(timeout=60)
+        run_sync(client.execute_interactive)("import gc; print(gc.get_freeze_count())", timeout=60,
+                                             output_hook=lambda msg: printed.append(msg["content"].get("text", "")))
+    finally:
+        client.stop_channels()
+    return int("".join(printed))
 
 
 def test_the_duckdb_engine_gives_the_same_build_inputs(small_dataset, tmp_path):

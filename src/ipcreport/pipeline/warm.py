@@ -39,6 +39,7 @@ log = logging.getLogger("papermill")
 # The asynchronous manager is the one nbclient is written for: its cell timeouts and its checks
 # that the kernel is still alive rely on it (a blocking manager can wait forever on a dead kernel).
 _warm: dict[str, AsyncKernelManager] = {}  # kernel name -> the running kernel of this process
+_warmed_up: set[str] = set()  # the names of those that have run WARM_UP
 # One BLAS thread per kernel: a build already runs one kernel per core, and a threaded BLAS sums
 # in an order that depends on its thread count, so the same site's bootstrap figures would differ
 # in their last digits between a process pool and a Dask worker (which sets these to 1 itself).
@@ -98,6 +99,7 @@ def _kernel(name: str) -> AsyncKernelManager:
     km = _warm.get(name)
     if km is None or not run_sync(km.is_alive)():
         _stderr = _stderr or _KernelStderr()
+        _warmed_up.discard(name)
         km = AsyncKernelManager(kernel_name=name)
         with open(_stderr.path, "ab") as stderr:
             run_sync(km.start_kernel)(stderr=stderr, env={**os.environ, **ONE_THREAD})
@@ -117,6 +119,8 @@ def prewarm(name: str, timeout: float = 120) -> None:
             reply = run_sync(client.execute_interactive)(WARM_UP, timeout=timeout, output_hook=lambda msg: None)
             if reply["content"]["status"] != "ok":
                 log.warning("warming up kernel %s failed: %s", name, reply["content"].get("evalue"))
+            else:
+                _warmed_up.add(name)
         finally:
             client.stop_channels()
     except Exception:  # noqa: BLE001 - see the docstring
@@ -124,6 +128,7 @@ def prewarm(name: str, timeout: float = 120) -> None:
 
 
 def discard(name: str) -> None:
+    _warmed_up.discard(name)
     km = _warm.pop(name, None)
     if km is not None:
         try:
@@ -155,11 +160,17 @@ class WarmEngine(NBClientEngine):
                 stderr_file=stderr_file)
 
             async def reset(notebook) -> None:  # noqa: ARG001 - nbclient's hook signature
-                # through the notebook's own client once it is connected: no second connection
-                reply = await client.kc.execute_interactive(RESET.format(cwd=cwd), timeout=start_timeout,
-                                                           output_hook=lambda msg: None)
+                # through the notebook's own client once it is connected: no second connection.
+                # A kernel nobody warmed up (a Dask worker's, or one replacing a discarded kernel)
+                # is warmed up here: without WARM_UP's freeze, every site's garbage collections
+                # walk all the imported modules' objects again.
+                code = RESET.format(cwd=cwd)
+                if kernel_name not in _warmed_up:
+                    code = WARM_UP + code
+                reply = await client.kc.execute_interactive(code, timeout=start_timeout, output_hook=lambda msg: None)
                 if reply["content"]["status"] != "ok":
                     raise RuntimeError(f"resetting the warm kernel failed: {reply['content'].get('evalue')}")
+                _warmed_up.add(kernel_name)
 
             client.on_notebook_start = reset
             result = client.execute()
