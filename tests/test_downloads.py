@@ -128,6 +128,41 @@ def test_the_header_check_finds_a_word_broken_across_lines():
     assert not broken_words(["Characteristic", "Value"], words)
 
 
+def test_a_workbook_sheet_holds_its_csv_cell_for_cell_and_text_stays_inert(tmp_path):
+    """The Excel sheet of a table is its CSV under the caption, cell for cell: numbers as numbers,
+    missing values blank; text that looks like a formula or a web address stays plain text."""
+    import csv
+
+    import openpyxl
+
+    from ipcreport.report import present
+
+    present.PUBLISHED.clear()
+    frame = pd.DataFrame({"Provider": ['=HYPERLINK("http://x")', "https://example.org", "Care Ltd"],
+                          "Budget": ["£1.2m", "£3k", "[c]"]}, index=pd.Index(["a", "b", "c"], name="Row"))
+    present.download(frame, "Budgets by provider", "Row", kind="table")
+    try:
+        files = present.write_downloads(tmp_path, {"Budget": "Money agreed"}, "Test site", synthetic=True)
+    finally:
+        present.PUBLISHED.clear()
+    with files[0].open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    sheet = openpyxl.load_workbook(files[-1])["T01"]
+    assert sheet["A1"].value == "Table 1: Budgets by provider"
+    cells = list(sheet.iter_rows(min_row=3))
+    assert len(cells) == len(rows) == 4  # the header and a row per provider
+    for csv_row, row in zip(rows, cells):
+        for text, cell in zip(csv_row, row, strict=True):
+            assert cell.data_type != "f" and cell.hyperlink is None, cell.coordinate
+            if isinstance(cell.value, bool):
+                assert text == str(cell.value)
+            elif isinstance(cell.value, (int, float)):
+                assert float(text) == cell.value
+            else:
+                assert (cell.value or "") == text, cell.coordinate
+    assert [c.value for c in cells[1]][:4] == ["A", '\'=HYPERLINK("http://x")', "Budget", 1_200_000]
+
+
 # --- nothing recoverable --------------------------------------------------------------------------
 
 def test_a_published_share_gives_back_only_rounded_counts():
