@@ -93,9 +93,13 @@ def period_positions(spend: pd.DataFrame, periods: pd.DataFrame) -> np.ndarray:
     return np.where(hit, row, -1)
 
 
+NS_PER_DAY = 86_400_000_000_000
+
+
 def _days(dates: pd.Series) -> np.ndarray:
-    """Dates as whole days since 1970 (the contract's dates are days)."""
-    return dates.to_numpy("datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+    """Dates as whole days since 1970 (the contract's dates are days), by integer division of
+    the nanoseconds: numpy's own cast to datetime64[D] took 0.57 s on 2.2 million spend rows."""
+    return dates.to_numpy("datetime64[ns]").view(np.int64) // NS_PER_DAY
 
 
 def _person_day(person: np.ndarray, day: np.ndarray) -> np.ndarray:
