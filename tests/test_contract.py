@@ -224,7 +224,8 @@ def test_parquet_and_excel_are_accepted_and_checked(small_dataset, tmp_path):
 
     budgets = pd.read_excel(target / "finance.xlsx", sheet_name="budgets", dtype=object)
     budgets.loc[4, "agreed_budget"] = "lots"
-    with pd.ExcelWriter(target / "finance.xlsx", mode="a", if_sheet_exists="replace") as workbook:
+    # append mode is openpyxl's (pandas picks XlsxWriter for new files when it is installed)
+    with pd.ExcelWriter(target / "finance.xlsx", engine="openpyxl", mode="a", if_sheet_exists="replace") as workbook:
         budgets.to_excel(workbook, sheet_name="budgets", index=False)
     assert only_breach(target, "finance.xlsx[budgets]", "agreed_budget", "must be a number").rows == (5,)
 
