@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
+import weakref
 
 from jupyter_client import AsyncKernelManager
 from nbclient.util import run_sync
@@ -39,7 +40,7 @@ log = logging.getLogger("papermill")
 # The asynchronous manager is the one nbclient is written for: its cell timeouts and its checks
 # that the kernel is still alive rely on it (a blocking manager can wait forever on a dead kernel).
 _warm: dict[str, AsyncKernelManager] = {}  # kernel name -> the running kernel of this process
-_warmed_up: set[str] = set()  # the names of those that have run WARM_UP
+_warmed_up: weakref.WeakSet[AsyncKernelManager] = weakref.WeakSet()  # the kernels that have run WARM_UP
 # One BLAS thread per kernel: a build already runs one kernel per core, and a threaded BLAS sums
 # in an order that depends on its thread count, so the same site's bootstrap figures would differ
 # in their last digits between a process pool and a Dask worker (which sets these to 1 itself).
@@ -99,7 +100,6 @@ def _kernel(name: str) -> AsyncKernelManager:
     km = _warm.get(name)
     if km is None or not run_sync(km.is_alive)():
         _stderr = _stderr or _KernelStderr()
-        _warmed_up.discard(name)
         km = AsyncKernelManager(kernel_name=name)
         with open(_stderr.path, "ab") as stderr:
             run_sync(km.start_kernel)(stderr=stderr, env={**os.environ, **ONE_THREAD})
@@ -112,7 +112,8 @@ def prewarm(name: str, timeout: float = 120) -> None:
     (pool workers do this while the build is still validating the data). Never raises: a kernel
     that cannot start fails the first job instead, with the error in that job's log."""
     try:
-        client = _kernel(name).client()
+        km = _kernel(name)
+        client = km.client()
         client.start_channels()
         try:
             run_sync(client.wait_for_ready)(timeout=timeout)
@@ -120,7 +121,7 @@ def prewarm(name: str, timeout: float = 120) -> None:
             if reply["content"]["status"] != "ok":
                 log.warning("warming up kernel %s failed: %s", name, reply["content"].get("evalue"))
             else:
-                _warmed_up.add(name)
+                _warmed_up.add(km)
         finally:
             client.stop_channels()
     except Exception:  # noqa: BLE001 - see the docstring
@@ -128,7 +129,6 @@ def prewarm(name: str, timeout: float = 120) -> None:
 
 
 def discard(name: str) -> None:
-    _warmed_up.discard(name)
     km = _warm.pop(name, None)
     if km is not None:
         try:
@@ -154,8 +154,9 @@ class WarmEngine(NBClientEngine):
         cwd = os.getcwd()  # papermill has moved into the notebook's folder
         client = None
         try:
+            km = _kernel(kernel_name)
             client = PapermillNotebookClient(
-                nb_man, km=_kernel(kernel_name), timeout=execution_timeout, startup_timeout=start_timeout,
+                nb_man, km=km, timeout=execution_timeout, startup_timeout=start_timeout,
                 kernel_name=kernel_name, log=log, log_output=log_output, stdout_file=stdout_file,
                 stderr_file=stderr_file)
 
@@ -165,12 +166,12 @@ class WarmEngine(NBClientEngine):
                 # is warmed up here: without WARM_UP's freeze, every site's garbage collections
                 # walk all the imported modules' objects again.
                 code = RESET.format(cwd=cwd)
-                if kernel_name not in _warmed_up:
+                if km not in _warmed_up:
                     code = WARM_UP + code
                 reply = await client.kc.execute_interactive(code, timeout=start_timeout, output_hook=lambda msg: None)
                 if reply["content"]["status"] != "ok":
                     raise RuntimeError(f"resetting the warm kernel failed: {reply['content'].get('evalue')}")
-                _warmed_up.add(kernel_name)
+                _warmed_up.add(km)
 
             client.on_notebook_start = reset
             result = client.execute()
