@@ -203,8 +203,8 @@ def kernels_of(worker: psutil.Process) -> list[psutil.Process]:
 def test_a_warm_kernel_carries_nothing_from_one_site_to_the_next(built, small_dataset, tmp_path):
     """Site B run straight after site A in the same warm kernel gives exactly what the build gave.
     The kernel is started by the first job, as on a Dask worker (no prewarm): it is warmed up
-    all the same, its imported modules frozen out of the garbage collector, and Arrow allocates
-    through the C library (ipcreport sets it on import)."""
+    all the same, its imported modules frozen out of the garbage collector, and its memory is
+    reused, not asked for afresh (ipcreport sets that on import)."""
     from dataclasses import replace
 
     from ipcreport.pipeline import warm
@@ -223,8 +223,10 @@ def test_a_warm_kernel_carries_nothing_from_one_site_to_the_next(built, small_da
             assert run_notebook_job(moved).ok
         kernel = warm._kernel("ipcreport")
         assert int(_kernel_prints(kernel, "import gc; print(gc.get_freeze_count())")) > 100_000
-        # the C library's allocator, not Arrow's (which returns freed memory to the system at once)
+        # memory reused, not asked for afresh (ipcreport._reuse_memory): the C library's allocator,
+        # not Arrow's, and no huge pages for numpy's arrays (setting False returns the old value)
         assert _kernel_prints(kernel, "import pyarrow; print(pyarrow.default_memory_pool().backend_name)") == "system"
+        assert _kernel_prints(kernel, "import numpy; print(numpy._core.multiarray._set_madvise_hugepage(False))") == "False"
     finally:
         warm.discard("ipcreport")
     volatile = {"package_version", "notes"}

@@ -1,7 +1,9 @@
 """ipcreport: reproducible quarterly briefings for personal health budget and IPC sites."""
 
+import os
 from importlib.metadata import PackageNotFoundError, version
 
+import numpy
 import pyarrow
 
 try:
@@ -9,8 +11,22 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-# Arrow's own allocator (mimalloc) gives freed memory back to the system within milliseconds.
-# A site's analysis makes and drops large Arrow columns thousands of times, so each came back as
-# fresh page faults: a third of a 100,000-person site's notebook was system time (11 s of 33 s).
-# The C library's allocator keeps and reuses it (docs/performance.md, "Arrow's allocator").
-pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+
+def _reuse_memory() -> None:
+    """Make fresh memory rare and cheap: a site's analysis makes and drops large columns
+    thousands of times, and on a virtual machine each new page costs a fault (docs/performance.md,
+    "Memory the analysis asks for"). On a 100,000-person site this was over a third of the notebook.
+
+    - Arrow's own allocator (mimalloc) gives freed memory back to the system within milliseconds,
+      so every column came back as new pages; the C library's allocator keeps and reuses it.
+    - numpy asks the kernel for huge pages on large arrays; where the kernel then compacts memory
+      to find them (transparent huge pages with ``defrag`` on request), touching a new 120 MB
+      array took 0.7 to 1.2 s instead of 0.07 s. numpy documents the switch for this case
+      (``NUMPY_MADVISE_HUGEPAGE``); a value set in the environment still wins.
+    """
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+    if "NUMPY_MADVISE_HUGEPAGE" not in os.environ:
+        numpy._core.multiarray._set_madvise_hugepage(False)
+
+
+_reuse_memory()
