@@ -15,7 +15,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 def _reuse_memory() -> None:
     """Make fresh memory rare and cheap: a site's analysis makes and drops large columns
     thousands of times, and on a virtual machine each new page costs a fault (docs/performance.md,
-    "Memory the analysis asks for"). On a 100,000-person site this was over a third of the notebook.
+    "memory reused, not asked for afresh"). On a 100,000-person site this was over a third of the
+    notebook.
 
     - Arrow's own allocator (mimalloc) gives freed memory back to the system within milliseconds,
       so every column came back as new pages; the C library's allocator keeps and reuses it.
