@@ -163,7 +163,7 @@ def test_a_dask_cluster_build_equals_a_local_one(built, small_dataset, tmp_path)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         result = build(small_dataset, params, executor="dask", scheduler=cluster.scheduler_address,
                        reports_root=tmp_path / "reports", work_root=tmp_path / "work", progress=QUIET)
-        kernels = [p for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+        kernels = kernels_of(psutil.Process())  # the cluster's workers are this process's descendants
         # the nanny's memory trimming is its worker's, not the kernels' (warm.NOT_FOR_KERNELS)
         assert kernels and all("MALLOC_TRIM_THRESHOLD_" not in k.environ() for k in kernels)
     assert result.ok and not any(s.cached for s in result.sites)
