@@ -230,3 +230,49 @@ def test_pooled_rate_ratio_equals_statsmodels_cluster_robust_glm(site, outcome, 
     ref4 = sm.GLM(y, X[:, :4], family=sm.families.Poisson(), offset=offset).fit(
         cov_type="cluster", cov_kwds={"groups": groups})
     np.testing.assert_allclose([np.log(est.value), est.se], [ref4.params[3], ref4.bse[3]], rtol=1e-8)
+
+
+# person codes: a site's analysis on its people's ranks gives what it gave on the text IDs
+
+def test_a_site_analysed_on_person_codes_publishes_what_the_text_ids_gave(small_dataset):
+    from dataclasses import replace
+
+    from ipcreport.data.dataset import load_dataset, site_data, site_tables
+    from ipcreport.report.briefing import Settings, analyse_site
+
+    dataset = load_dataset(small_dataset)
+    coded = site_data(dataset, dataset.site_codes[0])
+    assert coded["spend"]["person_id"].dtype == np.int64
+    text = replace(coded, tables=site_tables(dataset, dataset.site_codes[0]))
+    assert pd.api.types.is_string_dtype(text["spend"]["person_id"])
+    on_codes, on_text = analyse_site(coded, Settings()), analyse_site(text, Settings())
+    assert on_codes.metrics.values == on_text.metrics.values
+    np.testing.assert_array_equal(on_codes.outcomes.economics.draws, on_text.outcomes.economics.draws)
+    pd.testing.assert_frame_equal(on_codes.risk.by_month, on_text.risk.by_month)
+
+
+def test_person_codes_are_ranks_of_the_people_ids_and_refuse_an_unknown_id():
+    from ipcreport.data.dataset import with_person_codes
+
+    people = pd.DataFrame({"person_id": pd.Series(["P3", "P1", "P2"], dtype="str"), "age": [70, 80, 90]})
+    spend = pd.DataFrame({"person_id": pd.Series(["P2", "P3", "P2", "P1"], dtype="str"), "amount": [1.0, 2, 3, 4]})
+    coded = with_person_codes({"people": people, "spend": spend, "sites": pd.DataFrame({"site_code": ["X"]})})
+    assert coded["people"]["person_id"].tolist() == [2, 0, 1]  # P1 < P2 < P3, in the people's own row order
+    assert coded["spend"]["person_id"].tolist() == [1, 2, 1, 0]
+    assert coded["spend"]["amount"].tolist() == [1.0, 2, 3, 4] and people["person_id"].tolist() == ["P3", "P1", "P2"]
+    with pytest.raises(ValueError, match="spend.person_id holds IDs not in people"):
+        with_person_codes({"people": people, "spend": spend.assign(person_id=pd.Series(["P9"] * 4, dtype="str"))})
+
+
+def test_a_partition_reads_the_same_person_codes_as_the_dataset_gives(small_dataset, tmp_path):
+    """A partition's person_id is read as codes from Parquet's dictionary; the tables are those
+    of the dataset split in memory, value for value and type for type."""
+    from ipcreport.data.dataset import load_dataset, load_site, partition_by_site, site_data
+
+    dataset = load_dataset(small_dataset)
+    folders = partition_by_site(dataset, tmp_path)
+    for code in dataset.site_codes[:2]:
+        from_file, in_memory = load_site(folders[code]), site_data(dataset, code)
+        for table, frame in in_memory.tables.items():
+            pd.testing.assert_frame_equal(from_file[table], frame, obj=f"{code} {table}")
+        assert from_file["services"]["person_id"].max() < len(from_file["people"])
