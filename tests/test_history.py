@@ -78,3 +78,21 @@ def test_the_since_table_says_no_change_and_names_projections(tmp_path):
     wide = since.overview_table(path, pd.DataFrame([now]))
     assert list(wide.index) == ["Alpha"]
     assert wide.loc["Alpha", "Agreed budgets in the year"] == "£1.0m to £1.2m (+£200k)"
+
+
+def test_previous_by_site_is_previous_for_every_site():
+    """The one-pass version a build plans with equals the per-site filter, site by site:
+    the latest earlier extract, and of that extract the last run in the table's order."""
+    rows = pd.DataFrame({
+        "run": ["q1", "q1", "q2", "q2", "q3", "q1", "q2", "q9"],
+        "site_code": ["A", "A", "A", "A", "A", "B", "B", "C"],
+        "extract_date": ["2026-03-31", "2026-03-31", "2026-06-30", "2026-06-30", "2026-09-30",
+                         "2026-03-31", "2026-03-31", "2026-09-30"],
+        "figure": ["x", "y", "x", "y", "x", "x", "x", "x"],
+        "value": [1.0, 2, 3, 4, 5, 6, 7, 8], "low": np.nan, "high": np.nan})
+    found = H.previous_by_site(rows, "2026-09-30")
+    assert sorted(found) == ["A", "B"]  # C has nothing before the extract
+    assert found["A"]["value"].tolist() == [3.0, 4.0] and found["B"]["value"].tolist() == [7.0]
+    for code in "AB":
+        pd.testing.assert_frame_equal(found[code], H.previous(rows, code, "2026-09-30"))
+    assert H.previous(rows, "C", "2026-09-30").empty

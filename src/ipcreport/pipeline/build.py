@@ -238,7 +238,7 @@ def plan_sites(inputs: dict[str, Any], params: RunParams, work: Path, site_noteb
     run_date = datetime.now(timezone.utc).date().isoformat()
     from ..report import history as H  # pandas: imported only when sites are planned
 
-    earlier = H.read(history_path)
+    earlier = H.previous_by_site(H.read(history_path), inputs["extract_date"])
     subtitle = f"Quarterly briefing on data to {inputs['extract_date_words']}"
     jobs = []
     for site in inputs["sites"]:
@@ -248,7 +248,7 @@ def plan_sites(inputs: dict[str, Any], params: RunParams, work: Path, site_noteb
                       "parameters": sha256_json([settings, list(params.formats), params.source]),  # a name, not a path
                       "comparisons": inputs["fingerprints"][code],
                       # what the briefing shows of this site's earlier extracts
-                      "history": sha256_json(H.previous(earlier, code, inputs["extract_date"]).to_dict("records"))}
+                      "history": sha256_json(earlier[code].to_dict("records") if code in earlier else [])}
         key = key_of(components)
         folder = work / "sites" / code
         previous = read_key(folder)

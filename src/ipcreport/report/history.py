@@ -100,6 +100,15 @@ def previous(history: pd.DataFrame, site_code: str, extract_date: str) -> pd.Dat
     return mine[mine["run"] == mine["run"].iloc[-1]]
 
 
+def previous_by_site(history: pd.DataFrame, extract_date: str) -> dict[str, pd.DataFrame]:
+    """:func:`previous` of every site that has one, in one pass over the history (a build plans
+    153 sites; one filter of the whole history per site was a third of a no-change rebuild)."""
+    before = history[history["extract_date"] < extract_date]
+    before = before[before["extract_date"] == before.groupby("site_code")["extract_date"].transform("max")]
+    before = before[before["run"] == before.groupby("site_code")["run"].transform("last")]
+    return {code: rows for code, rows in before.groupby("site_code", sort=False)}
+
+
 def _se(row: pd.Series, z: float | None, kind: str) -> float:
     """Standard error from an interval (on the log scale for ratios)."""
     if z is None or pd.isna(row["low"]) or pd.isna(row["high"]):
