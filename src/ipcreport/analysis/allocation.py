@@ -293,7 +293,7 @@ def equity_model(budgets: pd.DataFrame, people: pd.DataFrame, window: Window, mi
     dummies = {}  # column name -> (term, level)
     for term in EQUITY_TERMS:
         levels = _pool_small_levels(data[term], refs[term])
-        for level in sorted(set(levels) - {refs[term]}):
+        for level in sorted(set(levels.unique()) - {refs[term]}):  # not set(levels): a Python loop over every row
             name = f"{term}={level}"
             dummies[name] = (term, level)
             design.append((levels == level).astype(float).rename(name))

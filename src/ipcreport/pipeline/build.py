@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .. import __version__
+from .. import __version__, return_free_memory
 from ..data.files import read_json, sha256_bytes, sha256_files, sha256_json, write_json_atomic
 from .cache import key_of, notebook_fingerprint, package_fingerprint, read_key, stale_reasons
 from .jobs import (KEY_FILE, RENDERED, BuildInterrupted, DaskExecutor, LocalExecutor, NotebookJob, StageResult,
@@ -209,7 +209,9 @@ def summarise_partition(folder: str, code: str, extract_date, months: int):
     from ..analysis.indicators import site_summary
     from ..data.dataset import load_site
 
-    return site_summary(load_site(folder, code).tables, extract_date, months)
+    summary = site_summary(load_site(folder, code).tables, extract_date, months)
+    return_free_memory()  # a worker runs briefings next: it need not hold the partition's memory
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,6 +405,7 @@ def _build(dataset_path: Path, params: RunParams, work: Path, started: float, ti
         with runner:
             # the workers start their kernels while the data are validated and partitioned
             inputs = prepare(dataset_path, params, work, engine=engine, on_work=runner.start, map_sites=runner.map)
+            return_free_memory()  # the dataset's, held through every site otherwise
             timings["prepare_seconds"] = round(time.perf_counter() - started, 2)
             say = _run_log(work, progress)
             if params.override_reason:
