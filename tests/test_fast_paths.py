@@ -276,3 +276,12 @@ def test_a_partition_reads_the_same_person_codes_as_the_dataset_gives(small_data
         for table, frame in in_memory.tables.items():
             pd.testing.assert_frame_equal(from_file[table], frame, obj=f"{code} {table}")
         assert from_file["services"]["person_id"].max() < len(from_file["people"])
+
+
+def test_person_codes_of_a_table_with_no_rows():
+    """A site with no budgets yet: an empty person_id column has no text type of its own."""
+    from ipcreport.data.dataset import with_person_codes
+
+    people = pd.DataFrame({"person_id": pd.Series(["P1"], dtype="str")})
+    coded = with_person_codes({"people": people, "budgets": pd.DataFrame({"person_id": pd.Series([], dtype=object)})})
+    assert coded["budgets"]["person_id"].dtype == np.int64 and coded["budgets"].empty

@@ -366,13 +366,17 @@ def with_person_codes(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame
     """
     universe = _person_universe(tables["people"])
     return {name: frame if "person_id" not in frame.columns or pd.api.types.is_integer_dtype(frame["person_id"])
-            else frame.assign(person_id=_person_codes(pa.chunked_array([pa.array(frame["person_id"])]), universe, name))
+            else frame.assign(person_id=_person_codes(pa.chunked_array([pa.array(frame["person_id"], type=IDS)]),
+                                                      universe, name))
             for name, frame in tables.items()}
+
+
+IDS = pa.large_string()  # the one Arrow type IDs are compared in (an empty column has none of its own)
 
 
 def _person_universe(people: pd.DataFrame) -> pa.Array:
     """The people's IDs in sorted order: a person's code is the position of its ID here."""
-    ids = pa.array(people["person_id"])
+    ids = pa.array(people["person_id"], type=IDS)
     universe = ids.take(pc.sort_indices(ids))
     if pc.count_distinct(universe).as_py() != len(universe):
         raise ValueError("people.person_id holds the same ID twice: validate the dataset first")
@@ -384,10 +388,10 @@ def _person_codes(ids: pa.ChunkedArray, universe: pa.Array, table: str) -> np.nd
     distinct ID, not once per row."""
     if pa.types.is_dictionary(ids.type) and ids.num_chunks:
         ids = ids.unify_dictionaries()  # one dictionary for all chunks, so the people's IDs are hashed once
-        lookup = pc.index_in(ids.chunk(0).dictionary, value_set=universe)
+        lookup = pc.index_in(ids.chunk(0).dictionary.cast(IDS), value_set=universe)
         parts = [pc.take(lookup, chunk.indices) for chunk in ids.chunks]
     else:
-        parts = [pc.index_in(chunk, value_set=universe) for chunk in ids.chunks]
+        parts = [pc.index_in(chunk.cast(IDS), value_set=universe) for chunk in ids.chunks]
     parts = [found.fill_null(-1).to_numpy(zero_copy_only=False) for found in parts]
     codes = np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
     if (codes < 0).any():
