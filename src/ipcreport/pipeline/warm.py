@@ -34,11 +34,7 @@ import matplotlib.pyplot as _plt
 _plt.close("all")
 from ipcreport.report import present as _present
 _present.PUBLISHED.clear()
-import gc as _gc
-import ipcreport as _ipcreport
-_gc.collect()
-_ipcreport.return_free_memory()  # the last site's memory: not held while the other kernel works
-del _os, _plt, _present, _gc, _ipcreport
+del _os, _plt, _present
 """
 log = logging.getLogger("papermill")
 # The asynchronous manager is the one nbclient is written for: its cell timeouts and its checks
