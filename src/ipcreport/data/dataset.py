@@ -324,8 +324,9 @@ def _read_partition(folder: Path) -> dict[str, pd.DataFrame]:
     """A site partition's tables, person_id as person codes (:func:`with_person_codes`)."""
     people = _read_partition_table(folder, "people")
     universe = _person_universe(people)
-    tables = {t: _read_partition_table(folder, t, universe) for t in C.TABLES if t != "people"}
-    return with_person_codes({"people": people} | tables)  # codes the people themselves
+    people = people.assign(person_id=_person_codes(pa.chunked_array([pa.array(people["person_id"], type=IDS)]),
+                                                   universe, "people"))
+    return {t: people if t == "people" else _read_partition_table(folder, t, universe) for t in C.TABLES}
 
 
 def _read_partition_table(folder: Path, table: str, universe: pa.Array | None = None) -> pd.DataFrame:

@@ -61,9 +61,8 @@ def place(result: StageResult, publish: Path, prefix: str) -> dict[str, Any]:
         if source.is_dir() else []
     if downloads:
         (target / "downloads").mkdir()
-    for name in downloads:
-        _link_or_copy(f"{source}/{name}", f"{target}/downloads/{name}")
-    if downloads:
+        for name in downloads:
+            _link_or_copy(f"{source}/{name}", f"{target}/downloads/{name}")
         items = "\n".join(f'<li><a href="{html.escape(n)}">{html.escape(n)}</a></li>' for n in downloads)
         _write(target / "downloads" / "index.html", _page(f"Downloads: {result.title}", (
             f"<main>\n<h1>Downloads: {html.escape(result.title)}</h1>\n<p>The data behind every table and chart "
